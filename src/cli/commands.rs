@@ -1,0 +1,173 @@
+use super::args::{Cli, Command, RulesAction, Sources};
+use super::{EXIT_FATAL, EXIT_INPUT_ERRORS, EXIT_OK};
+use crate::analysis::{self, Analysis, Options};
+use crate::correlate::ids;
+use crate::parse::time::TimeFormat;
+use crate::parse::Registry;
+use crate::report::{escape::terminal, jsonl, summary, timeline};
+use crate::rules::{check_examples, Engine};
+use anyhow::{anyhow, Context, Result};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Analyze {
+            paths,
+            json,
+            failures_only,
+            since,
+            until,
+            sources,
+        } => {
+            let started = Instant::now();
+            let mut opts = options(paths, &sources)?;
+            opts.since = since.as_deref().map(parse_time).transpose()?;
+            opts.until = until.as_deref().map(parse_time).transpose()?;
+            let (registry, engine) = load(&sources)?;
+            let a = analysis::run(&opts, &registry, &engine)?;
+            eprint!("{}", summary::render_errors(&a));
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            if json {
+                for l in a
+                    .requests
+                    .iter()
+                    .filter(|l| !failures_only || l.request.failed)
+                {
+                    writeln!(out, "{}", jsonl::request_json(l))?;
+                }
+            } else {
+                write!(out, "{}", summary::render(&a, started.elapsed().as_secs_f64()))?;
+            }
+            out.flush()?;
+            Ok(exit_code(&a))
+        }
+        Command::Timeline {
+            id,
+            paths,
+            json,
+            sources,
+        } => {
+            let opts = options(paths, &sources)?;
+            let (registry, engine) = load(&sources)?;
+            let a = analysis::run(&opts, &registry, &engine)?;
+            eprint!("{}", summary::render_errors(&a));
+            let wanted: Vec<String> = [ids::normalize(&id), ids::normalize_trace(&id)]
+                .into_iter()
+                .flatten()
+                .collect();
+            let found = a
+                .requests
+                .iter()
+                .find(|l| l.request.ids.iter().any(|i| wanted.contains(i)));
+            match found {
+                Some(l) => {
+                    if json {
+                        println!("{}", jsonl::request_json(l));
+                    } else {
+                        print!("{}", timeline::render(l));
+                    }
+                    Ok(exit_code(&a))
+                }
+                None => {
+                    eprintln!(
+                        "tracejoin: no request has the id {:?} ({} requests searched)",
+                        terminal(&id),
+                        a.requests.len()
+                    );
+                    Ok(EXIT_FATAL)
+                }
+            }
+        }
+        Command::Formats { parsers, verbose } => {
+            let registry = Registry::load(parsers.as_deref())?;
+            for f in &registry.formats {
+                println!(
+                    "{:<24} {:<9} {:<7} {}",
+                    f.name,
+                    f.source.as_str(),
+                    format!("{:?}", f.def.kind).to_lowercase(),
+                    f.def.title
+                );
+                println!("{:<24} source of truth: {}", "", f.def.reference);
+                if f.loaded_from != "built-in" {
+                    println!("{:<24} loaded from {}", "", f.loaded_from);
+                }
+                let samples = if verbose { f.def.samples.len() } else { 1 };
+                for s in f.def.samples.iter().take(samples) {
+                    let line: String = s.line.chars().take(if verbose { 10_000 } else { 160 }).collect();
+                    println!("{:<24} e.g. {}", "", terminal(&line));
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Rules { action } => match action {
+            RulesAction::List { rules } => {
+                let engine = Engine::load(rules.as_deref())?;
+                println!("{:<40} {:<10} {:>8}  pack", "rule", "label", "priority");
+                for r in &engine.rules {
+                    println!(
+                        "{:<40} {:<10} {:>8}  {}",
+                        r.def.name, r.def.label, r.def.priority, r.pack
+                    );
+                }
+                Ok(EXIT_OK)
+            }
+            RulesAction::Check { rules } => {
+                let engine = Engine::load(rules.as_deref())?;
+                let (n, failures) = check_examples(&engine);
+                for f in &failures {
+                    eprintln!("rule {} example {}: {}", f.rule, f.example, f.problem);
+                }
+                println!(
+                    "{} rules, {} examples: {} passed, {} failed",
+                    engine.rules.len(),
+                    n,
+                    n - failures.iter().filter(|f| f.example > 0).count(),
+                    failures.len()
+                );
+                Ok(if failures.is_empty() { EXIT_OK } else { EXIT_INPUT_ERRORS })
+            }
+        },
+    }
+}
+
+fn load(sources: &Sources) -> Result<(Registry, Engine)> {
+    let registry = Registry::load(sources.parsers.as_deref())?;
+    let engine = Engine::load(sources.rules.as_deref())?;
+    Ok((registry, engine))
+}
+
+fn options(paths: Vec<PathBuf>, sources: &Sources) -> Result<Options> {
+    let formats = sources
+        .formats
+        .iter()
+        .map(|s| {
+            let (p, n) = s
+                .rsplit_once('=')
+                .ok_or_else(|| anyhow!("--format {s:?}: expected PATH=NAME"))?;
+            Ok((PathBuf::from(p), n.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Options {
+        paths,
+        formats,
+        max_line: sources.max_line,
+        ..Default::default()
+    })
+}
+
+fn parse_time(s: &str) -> Result<i64> {
+    TimeFormat::Auto
+        .parse(s)
+        .with_context(|| format!("{s:?} is not a time (use RFC 3339, e.g. 2026-11-24T10:00:00Z)"))
+}
+
+fn exit_code(a: &Analysis) -> i32 {
+    if a.input_error_count() > 0 {
+        EXIT_INPUT_ERRORS
+    } else {
+        EXIT_OK
+    }
+}

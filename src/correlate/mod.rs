@@ -1,0 +1,287 @@
+//! The correlator: a key graph over every identifier events carry; events that
+//! share any key fall into one request (connected components, union-find).
+//!
+//! Knows no formats, rules or I/O: events in, request timelines out.
+
+pub mod ids;
+mod skew;
+
+pub use skew::{estimate_skew, Skew};
+
+use crate::event::{Event, Source, SpanKind};
+use std::collections::HashMap;
+
+/// Why a request's timeline may be incomplete; flagged, never dropped.
+pub const FLAG_GATEWAY_ONLY: &str = "gateway_only";
+pub const FLAG_NO_GATEWAY: &str = "no_gateway";
+pub const FLAG_ORPHAN_SPAN: &str = "orphan_span";
+pub const FLAG_SEVERAL_GATEWAY_LINES: &str = "several_gateway_lines";
+
+/// One request: every event any system wrote about it, in time order.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub events: Vec<Event>,
+    /// Index in `events` of the gateway's access-log line, if any.
+    pub gateway: Option<usize>,
+    /// Index of the entry server span (the one whose parent is outside the trace).
+    pub server_span: Option<usize>,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+    /// Every normalised id that joined this request.
+    pub ids: Vec<String>,
+    pub start: Option<i64>,
+    pub duration_ms: Option<f64>,
+    pub method: Option<String>,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub route: Option<String>,
+    pub status: Option<u16>,
+    pub service: Option<String>,
+    pub consumer: Option<String>,
+    pub failed: bool,
+    pub flags: Vec<&'static str>,
+}
+
+impl Request {
+    pub fn gateway_event(&self) -> Option<&Event> {
+        self.gateway.map(|i| &self.events[i])
+    }
+    pub fn server_span_event(&self) -> Option<&Event> {
+        self.server_span.map(|i| &self.events[i])
+    }
+    pub fn sources(&self) -> Vec<Source> {
+        let mut s: Vec<Source> = self.events.iter().map(|e| e.source()).collect();
+        s.sort();
+        s.dedup();
+        s
+    }
+    /// `exact` when ids joined several events; `single` for a lone event.
+    pub fn join(&self) -> &'static str {
+        if self.events.len() > 1 {
+            "exact"
+        } else {
+            "single"
+        }
+    }
+}
+
+struct UnionFind(Vec<u32>);
+
+impl UnionFind {
+    fn find(&mut self, mut x: u32) -> u32 {
+        while self.0[x as usize] != x {
+            let p = self.0[x as usize];
+            self.0[x as usize] = self.0[p as usize];
+            x = p;
+        }
+        x
+    }
+    fn union(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            // Keep the smaller index as root: components stay in input order.
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            self.0[hi as usize] = lo;
+        }
+    }
+}
+
+/// The keys an event contributes to the graph.
+pub fn keys(ev: &Event) -> Vec<String> {
+    let mut k = Vec::with_capacity(4);
+    if let Some(id) = ev.request_id.as_deref().and_then(ids::normalize) {
+        k.push(id);
+    }
+    if let Some(id) = ev.correlation_id.as_deref().and_then(ids::normalize) {
+        k.push(id);
+    }
+    if let Some(id) = ev.trace_id.as_deref().and_then(ids::normalize_trace) {
+        k.push(id);
+    }
+    // Span ids are unique only within a trace: namespaced, so a log line that
+    // carries only a span id still joins its span.
+    if let Some(id) = ev.span_id.as_deref().and_then(ids::normalize) {
+        k.push(format!("span:{id}"));
+    }
+    if ev.source() == Source::Span {
+        if let Some(id) = ev.parent_span_id.as_deref().and_then(ids::normalize) {
+            k.push(format!("span:{id}"));
+        }
+    }
+    k.sort();
+    k.dedup();
+    k
+}
+
+/// Result of correlation: requests, and events that carried no id at all and
+/// were not gateway lines (startup messages and the like), counted.
+pub struct Correlation {
+    pub requests: Vec<Request>,
+    pub unjoined: Vec<Event>,
+}
+
+pub fn correlate(events: Vec<Event>) -> Correlation {
+    let n = events.len();
+    let mut uf = UnionFind((0..n as u32).collect());
+    let mut first: HashMap<String, u32> = HashMap::with_capacity(n);
+    let mut has_key = vec![false; n];
+    for (i, ev) in events.iter().enumerate() {
+        for key in keys(ev) {
+            has_key[i] = true;
+            match first.get(&key) {
+                Some(&j) => uf.union(i as u32, j),
+                None => {
+                    first.insert(key, i as u32);
+                }
+            }
+        }
+    }
+    drop(first);
+    let mut group_of: HashMap<u32, usize> = HashMap::new();
+    let mut groups: Vec<Vec<Event>> = Vec::new();
+    let mut unjoined = Vec::new();
+    for (i, ev) in events.into_iter().enumerate() {
+        if !has_key[i] && ev.source() != Source::Gateway {
+            unjoined.push(ev);
+            continue;
+        }
+        let root = uf.find(i as u32);
+        let g = *group_of.entry(root).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(ev);
+    }
+    let requests = groups.into_iter().map(build_request).collect();
+    Correlation { requests, unjoined }
+}
+
+/// Derives a request's summary fields from its events.
+pub fn build_request(mut events: Vec<Event>) -> Request {
+    events.sort_by(|a, b| {
+        (a.ts.is_none(), a.ts, a.source())
+            .cmp(&(b.ts.is_none(), b.ts, b.source()))
+    });
+    let gateway_count = events
+        .iter()
+        .filter(|e| e.source() == Source::Gateway)
+        .count();
+    let gateway = events.iter().position(|e| e.source() == Source::Gateway);
+    let span_ids: Vec<&str> = events
+        .iter()
+        .filter(|e| e.source() == Source::Span)
+        .filter_map(|e| e.span_id.as_deref())
+        .collect();
+    let is_entry = |e: &Event| {
+        e.source() == Source::Span
+            && e.parent_span_id
+                .as_deref()
+                .is_none_or(|p| !span_ids.contains(&p))
+    };
+    let server_span = events
+        .iter()
+        .position(|e| is_entry(e) && e.span.as_ref().is_some_and(|s| s.kind == SpanKind::Server))
+        .or_else(|| events.iter().position(|e| is_entry(e)));
+    let mut flags = Vec::new();
+    let has_other = events.iter().any(|e| e.source() != Source::Gateway);
+    if gateway.is_some() && !has_other {
+        flags.push(FLAG_GATEWAY_ONLY);
+    }
+    if gateway.is_none() {
+        flags.push(FLAG_NO_GATEWAY);
+    }
+    if gateway_count > 1 {
+        flags.push(FLAG_SEVERAL_GATEWAY_LINES);
+    }
+    // A span whose parent is neither in the trace nor the caller the gateway saw.
+    let known_parents: Vec<&str> = events
+        .iter()
+        .filter(|e| e.source() != Source::Span)
+        .filter_map(|e| e.parent_span_id.as_deref())
+        .collect();
+    let entry_spans = events.iter().filter(|e| is_entry(e)).count();
+    let orphan = events.iter().any(|e| {
+        is_entry(e)
+            && e.parent_span_id
+                .as_deref()
+                .is_some_and(|p| !known_parents.contains(&p))
+            && (gateway.is_none() || entry_spans > 1)
+    });
+    if orphan {
+        flags.push(FLAG_ORPHAN_SPAN);
+    }
+
+    let mut ids: Vec<String> = events.iter().flat_map(keys).filter(|k| !k.starts_with("span:")).collect();
+    ids.sort();
+    ids.dedup();
+
+    let g = gateway.map(|i| &events[i]);
+    let s = server_span.map(|i| &events[i]);
+    let pick = |f: fn(&Event) -> Option<&String>| -> Option<String> {
+        g.and_then(f)
+            .or_else(|| s.and_then(f))
+            .or_else(|| events.iter().find_map(f))
+            .cloned()
+    };
+    let request_id = g
+        .and_then(|e| e.request_id.clone().or_else(|| e.correlation_id.clone()))
+        .or_else(|| events.iter().find_map(|e| e.request_id.clone()));
+    let trace_id = events
+        .iter()
+        .find_map(|e| e.trace_id.as_deref().and_then(ids::normalize_trace));
+    let status = g
+        .and_then(|e| e.status)
+        .or_else(|| s.and_then(|e| e.status))
+        .or_else(|| events.iter().filter_map(|e| e.status).max());
+    let start = events.iter().filter_map(|e| e.ts).min();
+    let duration_ms = g
+        .and_then(|e| e.duration_ms)
+        .or_else(|| s.and_then(|e| e.duration_ms))
+        .or_else(|| {
+            let end = events
+                .iter()
+                .filter_map(|e| {
+                    e.span
+                        .as_ref()
+                        .and_then(|s| s.end_ts)
+                        .or(e.ts)
+                })
+                .max()?;
+            Some((end - start?) as f64 / 1e6)
+        });
+    let failed = status.is_some_and(|s| s >= 400)
+        || g.is_some_and(|e| e.gateway_error.is_some())
+        || s.and_then(|e| e.span.as_ref())
+            .is_some_and(|sp| sp.status_code == "error");
+    let service = s
+        .and_then(|e| e.service.clone())
+        .or_else(|| {
+            events
+                .iter()
+                .filter(|e| e.source() != Source::Gateway)
+                .find_map(|e| e.service.clone())
+        })
+        .or_else(|| g.and_then(|e| e.service.clone()));
+    Request {
+        method: pick(|e| e.method.as_ref()),
+        host: pick(|e| e.host.as_ref()),
+        path: pick(|e| e.path.as_ref()),
+        route: s
+            .and_then(|e| e.route.clone())
+            .or_else(|| g.and_then(|e| e.route.clone()))
+            .or_else(|| events.iter().find_map(|e| e.route.clone())),
+        consumer: pick(|e| e.consumer.as_ref()),
+        status,
+        start,
+        duration_ms,
+        failed,
+        service,
+        request_id,
+        trace_id,
+        ids,
+        flags,
+        gateway,
+        server_span,
+        events,
+    }
+}

@@ -1,0 +1,115 @@
+//! The schema of a format definition file (`parsers/*.toml`).
+//!
+//! One file per format, the same schema for built-in and user definitions
+//! (`--parsers DIR`), modelled on lnav's format files: what it is, where the
+//! truth about it comes from, how to parse it, how its fields map onto the
+//! event, and real sample lines that are checked whenever it is loaded.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A regular expression with named groups.
+    Regex,
+    /// An nginx `log_format` string, compiled to a parser.
+    Nginx,
+    /// One JSON object per line; nested keys are addressed with dots.
+    Json,
+    /// `key=value` pairs, values with spaces in double quotes.
+    Logfmt,
+    /// OTLP/JSON traces or logs (Collector file exporter, or one document).
+    Otlp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    /// Short identifier used with `--format PATH=NAME`.
+    pub name: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Where the format is documented (the source of truth for the definition).
+    pub reference: String,
+    /// Event source this format writes: `gateway`, `backend`, `span` or `otel_log`.
+    pub source: String,
+    pub kind: Kind,
+    /// Regex with named groups (kind = "regex").
+    pub pattern: Option<String>,
+    /// nginx `log_format` string (kind = "nginx").
+    pub log_format: Option<String>,
+    /// `logfmt`: the text after the pattern / log_format is `key=value` pairs.
+    pub tail: Option<String>,
+    /// JSON / logfmt: keys (alternatives separated by `|`) that must all be
+    /// present for a line to belong to this format.
+    #[serde(default)]
+    pub require: Vec<String>,
+    /// Event field -> where its value comes from.
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldSpec>,
+    /// The timestamp marks the end of the request (nginx `$time_local` is the
+    /// log write time): the event time is moved back by `duration_ms`.
+    #[serde(default)]
+    pub ts_is_end: bool,
+    /// Breaks detection ties between definitions that parse the same lines.
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default, rename = "sample")]
+    pub samples: Vec<Sample>,
+}
+
+/// Where one event field comes from: one key, a list of alternative keys, or a
+/// table with conversion options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FieldSpec {
+    One(String),
+    Many(Vec<String>),
+    Full(FieldOptions),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldOptions {
+    pub from: Vec<String>,
+    /// Duration unit of the source value: `s`, `ms`, `us` or `ns`.
+    pub unit: Option<String>,
+    /// Timestamp format: `iso`, `clf`, `epoch`, `auto` or a strftime pattern.
+    pub time: Option<String>,
+    /// Values that mean "nothing to report" (e.g. `PASSED` for `$limit_req_status`).
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Written before the value, to say which indicator it was (`limit_req=`).
+    pub prefix: Option<String>,
+}
+
+impl FieldSpec {
+    pub fn options(&self) -> FieldOptions {
+        match self {
+            FieldSpec::One(s) => FieldOptions {
+                from: vec![s.clone()],
+                ..Default::default()
+            },
+            FieldSpec::Many(v) => FieldOptions {
+                from: v.clone(),
+                ..Default::default()
+            },
+            FieldSpec::Full(o) => o.clone(),
+        }
+    }
+}
+
+/// A real line of this format, and what parsing it must produce.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sample {
+    pub line: String,
+    /// Where the line comes from (a vendor document, a real run).
+    #[serde(default)]
+    pub source: String,
+    /// Event field -> expected value, as text.
+    #[serde(default)]
+    pub expect: BTreeMap<String, String>,
+}

@@ -1,0 +1,23 @@
+//! The parser engine: format definitions (`parsers/*.toml`) compiled into
+//! parsers, auto-detection, and the per-file parse that yields events plus a
+//! report of every line that could not be read.
+//!
+//! Knows no sockets, joins or labels.
+
+pub mod definition;
+pub mod fields;
+pub mod logfmt;
+pub mod nginx;
+pub mod otlp;
+pub mod json;
+pub mod time;
+mod registry;
+mod run;
+
+pub use registry::{Format, Registry};
+pub use run::{parse_input, FileReport, LineError};
+
+/// Definitions compiled into the binary: `(file name, TOML text)`.
+pub mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}

@@ -1,0 +1,232 @@
+//! OTLP/JSON codec: one `ExportTraceServiceRequest` / `ExportLogsServiceRequest`
+//! per line (Collector file exporter) or one pretty-printed document.
+//!
+//! Decoding uses `opentelemetry-proto`'s serde model (hex ids, 64-bit integers as
+//! strings or numbers, unknown fields ignored), the same model the live receiver
+//! will use for OTLP/HTTP-JSON. Attribute names are mapped onto the event with the
+//! definition's `[fields]`, like any other format.
+
+use super::fields::FieldMap;
+use crate::event::{Event, Origin, Source, SpanException, SpanFields, SpanKind};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Which OTLP signal a document carries, by its top-level key.
+pub fn signal_of(text: &str) -> Option<Source> {
+    let head = &text[..text.len().min(64)];
+    if head.contains("\"resourceSpans\"") {
+        Some(Source::Span)
+    } else if head.contains("\"resourceLogs\"") {
+        Some(Source::OtelLog)
+    } else {
+        None
+    }
+}
+
+pub fn any_to_string(v: &AnyValue) -> Option<String> {
+    Some(match v.value.as_ref()? {
+        any_value::Value::StringValue(s) => s.clone(),
+        any_value::Value::BoolValue(b) => b.to_string(),
+        any_value::Value::IntValue(i) => i.to_string(),
+        any_value::Value::DoubleValue(d) => d.to_string(),
+        any_value::Value::BytesValue(b) => hex(b),
+        any_value::Value::ArrayValue(a) => {
+            let items: Vec<String> = a.values.iter().filter_map(any_to_string).collect();
+            // A one-element array (HTTP semconv header values) reads as its element.
+            if items.len() == 1 {
+                items.into_iter().next().unwrap_or_default()
+            } else {
+                serde_json::to_string(&items).unwrap_or_default()
+            }
+        }
+        // A reference into a dictionary this codec does not receive.
+        any_value::Value::StringValueStrindex(i) => format!("(string #{i})"),
+        any_value::Value::KvlistValue(kv) => {
+            let map: serde_json::Map<String, serde_json::Value> = kv
+                .values
+                .iter()
+                .filter_map(|kv| {
+                    let v = kv.value.as_ref().and_then(any_to_string)?;
+                    Some((kv.key.clone(), serde_json::Value::String(v)))
+                })
+                .collect();
+            serde_json::Value::Object(map).to_string()
+        }
+    })
+}
+
+pub fn hex(b: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for byte in b {
+        s.push(DIGITS[(byte >> 4) as usize] as char);
+        s.push(DIGITS[(byte & 15) as usize] as char);
+    }
+    s
+}
+
+fn id(b: &[u8]) -> Option<String> {
+    (!b.is_empty() && b.iter().any(|&x| x != 0)).then(|| hex(b))
+}
+
+fn record<'a>(
+    resource: Option<&'a Resource>,
+    attrs: &'a [KeyValue],
+) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
+    let mut out = Vec::with_capacity(attrs.len() + 4);
+    if let Some(r) = resource {
+        for kv in &r.attributes {
+            if let Some(v) = kv.value.as_ref().and_then(any_to_string) {
+                out.push((Cow::Owned(format!("resource.{}", kv.key)), Cow::Owned(v)));
+            }
+        }
+    }
+    for kv in attrs {
+        if let Some(v) = kv.value.as_ref().and_then(any_to_string) {
+            out.push((Cow::Borrowed(kv.key.as_str()), Cow::Owned(v)));
+        }
+    }
+    out
+}
+
+fn nonzero(ns: u64) -> Option<i64> {
+    (ns != 0).then_some(ns as i64)
+}
+
+/// Decodes one JSON text and appends its spans or log records as events.
+pub fn decode(
+    text: &str,
+    signal: Source,
+    fields: &FieldMap,
+    format: &Arc<str>,
+    file: &Arc<str>,
+    line: u64,
+    out: &mut Vec<Event>,
+) -> Result<(), String> {
+    match signal {
+        Source::Span => {
+            let req: ExportTraceServiceRequest =
+                serde_json::from_str(text).map_err(|e| format!("invalid OTLP/JSON traces: {e}"))?;
+            for rs in &req.resource_spans {
+                for ss in &rs.scope_spans {
+                    for span in &ss.spans {
+                        let mut ev = Event {
+                            source: Some(Source::Span),
+                            format: format.clone(),
+                            ..Default::default()
+                        };
+                        fields.apply(record(rs.resource.as_ref(), &span.attributes), &mut ev)?;
+                        ev.origin = Some(Origin {
+                            file: file.clone(),
+                            line,
+                            item: Some(hex(&span.span_id)),
+                        });
+                        ev.trace_id = id(&span.trace_id);
+                        ev.span_id = id(&span.span_id);
+                        ev.parent_span_id = id(&span.parent_span_id);
+                        let start = nonzero(span.start_time_unix_nano);
+                        let end = nonzero(span.end_time_unix_nano);
+                        ev.ts = start;
+                        if let (Some(s), Some(e)) = (start, end) {
+                            ev.duration_ms = Some((e - s) as f64 / 1e6);
+                        }
+                        let status = span.status.as_ref();
+                        let code = match status.map(|s| s.code).unwrap_or(0) {
+                            1 => "ok",
+                            2 => "error",
+                            _ => "unset",
+                        };
+                        let exceptions = span
+                            .events
+                            .iter()
+                            .filter(|e| e.name == "exception")
+                            .map(|e| {
+                                let get = |k: &str| {
+                                    e.attributes
+                                        .iter()
+                                        .find(|kv| kv.key == k)
+                                        .and_then(|kv| kv.value.as_ref())
+                                        .and_then(any_to_string)
+                                };
+                                SpanException {
+                                    r#type: get("exception.type"),
+                                    message: get("exception.message"),
+                                }
+                            })
+                            .collect();
+                        let status_message =
+                            status.map(|s| s.message.clone()).filter(|m| !m.is_empty());
+                        if code == "error" {
+                            ev.level = Some("error".into());
+                        }
+                        ev.message = Some(match &status_message {
+                            Some(m) => format!("{}: {m}", span.name),
+                            None => span.name.clone(),
+                        });
+                        ev.span = Some(Box::new(SpanFields {
+                            name: span.name.clone(),
+                            kind: SpanKind::from_otlp(span.kind),
+                            status_code: code,
+                            status_message,
+                            end_ts: end,
+                            exceptions,
+                        }));
+                        out.push(ev);
+                    }
+                }
+            }
+        }
+        _ => {
+            let req: ExportLogsServiceRequest =
+                serde_json::from_str(text).map_err(|e| format!("invalid OTLP/JSON logs: {e}"))?;
+            let mut n = 0usize;
+            for rl in &req.resource_logs {
+                for sl in &rl.scope_logs {
+                    for rec in &sl.log_records {
+                        let mut ev = Event {
+                            source: Some(Source::OtelLog),
+                            format: format.clone(),
+                            ..Default::default()
+                        };
+                        fields.apply(record(rl.resource.as_ref(), &rec.attributes), &mut ev)?;
+                        ev.origin = Some(Origin {
+                            file: file.clone(),
+                            line,
+                            item: Some(format!("log{n}")),
+                        });
+                        n += 1;
+                        ev.ts = nonzero(rec.time_unix_nano)
+                            .or_else(|| nonzero(rec.observed_time_unix_nano));
+                        ev.trace_id = id(&rec.trace_id).or(ev.trace_id);
+                        ev.span_id = id(&rec.span_id).or(ev.span_id);
+                        ev.level = Some(if rec.severity_text.is_empty() {
+                            severity_name(rec.severity_number).to_string()
+                        } else {
+                            rec.severity_text.to_ascii_lowercase()
+                        });
+                        ev.message = rec.body.as_ref().and_then(any_to_string);
+                        out.push(ev);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// OTel log data model severity ranges (1-4 trace, 5-8 debug, ...).
+fn severity_name(n: i32) -> &'static str {
+    match n {
+        1..=4 => "trace",
+        5..=8 => "debug",
+        9..=12 => "info",
+        13..=16 => "warn",
+        17..=20 => "error",
+        21..=24 => "fatal",
+        _ => "unspecified",
+    }
+}

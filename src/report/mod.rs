@@ -1,0 +1,8 @@
+//! Sinks for a finished analysis: the terminal summary, the JSONL contract,
+//! and the rendered timeline of one request. Log text is escaped here, in one
+//! place, before it reaches a terminal.
+
+pub mod escape;
+pub mod jsonl;
+pub mod summary;
+pub mod timeline;

@@ -1,0 +1,470 @@
+use super::pack::{Pack, RuleDef};
+use super::{Evidence, Verdict, LABELS};
+use crate::correlate::Request;
+use crate::event::{Event, Source};
+use anyhow::{anyhow, bail, Context as _, Result};
+use cel::{Context, Env, Program, Value};
+use regex::Regex;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub struct CompiledRule {
+    pub def: RuleDef,
+    /// Pack file the rule came from (`built-in` or a path).
+    pub pack: String,
+    when: Option<Program>,
+    evidence: Option<Program>,
+}
+
+/// All loaded rules, sorted by priority (highest first), and their patterns.
+pub struct Engine {
+    env: Arc<Env>,
+    pub rules: Vec<CompiledRule>,
+    patterns: Arc<HashMap<String, Regex>>,
+    /// Conditions that raised an error (e.g. a type mismatch): counted, shown.
+    pub errors: AtomicU64,
+    pub first_error: std::sync::Mutex<Option<String>>,
+}
+
+/// A per-thread evaluation context (CEL contexts are not shared across threads).
+pub struct Evaluator {
+    root: Context<'static, 'static>,
+}
+
+impl Engine {
+    pub fn load(user_dir: Option<&Path>) -> Result<Engine> {
+        let mut packs: Vec<(String, Pack)> = Vec::new();
+        for (file, text) in crate::parse::embedded::RULES {
+            let pack: Pack = toml::from_str(text).with_context(|| format!("built-in rules/{file}"))?;
+            packs.push(("built-in".into(), pack));
+        }
+        if let Some(dir) = user_dir {
+            let mut paths: Vec<_> = std::fs::read_dir(dir)
+                .with_context(|| format!("cannot read --rules {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            paths.sort();
+            for p in paths {
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                let pack: Pack = toml::from_str(&text).with_context(|| p.display().to_string())?;
+                packs.push((p.display().to_string(), pack));
+            }
+        }
+        Engine::from_packs(packs)
+    }
+
+    pub fn from_packs(packs: Vec<(String, Pack)>) -> Result<Engine> {
+        let env = Arc::new(Env::stdlib());
+        let mut patterns = HashMap::new();
+        let mut rules: Vec<CompiledRule> = Vec::new();
+        for (origin, pack) in packs {
+            for (name, src) in &pack.patterns {
+                let re = Regex::new(src)
+                    .with_context(|| format!("{origin}: pattern {name:?} is not a valid regex"))?;
+                patterns.insert(name.clone(), re);
+            }
+            for def in pack.rules {
+                if !LABELS.contains(&def.label.as_str()) {
+                    bail!(
+                        "{origin}: rule {:?} has label {:?}; labels are {}",
+                        def.name,
+                        def.label,
+                        LABELS.join(", ")
+                    );
+                }
+                let compile = |what: &str, src: &Option<String>| -> Result<Option<Program>> {
+                    src.as_deref()
+                        .map(|s| {
+                            env.compile(s).map_err(|e| {
+                                anyhow!("{origin}: rule {:?}: {what} does not compile: {e}", def.name)
+                            })
+                        })
+                        .transpose()
+                };
+                let when = compile("when", &def.when)?;
+                let evidence = compile("evidence", &def.evidence)?;
+                // A user rule with the same name replaces the built-in one.
+                rules.retain(|r| r.def.name != def.name);
+                rules.push(CompiledRule {
+                    def,
+                    pack: origin.clone(),
+                    when,
+                    evidence,
+                });
+            }
+        }
+        // Check that every `like(_, 'name')` names a pattern.
+        let like_re = Regex::new(r#"like\([^,]+,\s*['"]([^'"]+)['"]\)"#).unwrap();
+        for r in &rules {
+            for src in [&r.def.when, &r.def.evidence].into_iter().flatten() {
+                for c in like_re.captures_iter(src) {
+                    if !patterns.contains_key(&c[1]) {
+                        bail!("rule {:?} uses pattern {:?}, which no pack defines", r.def.name, &c[1]);
+                    }
+                }
+            }
+        }
+        rules.sort_by(|a, b| b.def.priority.cmp(&a.def.priority));
+        Ok(Engine {
+            env,
+            rules,
+            patterns: Arc::new(patterns),
+            errors: AtomicU64::new(0),
+            first_error: std::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn evaluator(&self) -> Evaluator {
+        let mut root = Context::with_env(self.env.clone());
+        let patterns = self.patterns.clone();
+        root.add_function("like", move |text: Value, name: Arc<String>| -> bool {
+            match (&text, patterns.get(name.as_str())) {
+                (Value::String(s), Some(re)) => re.is_match(s),
+                _ => false,
+            }
+        })
+        .expect("`like` does not clash with the CEL standard library");
+        Evaluator { root }
+    }
+
+    fn record_error(&self, rule: &str, what: &str, e: impl std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(format!("rule {rule:?} {what}: {e}"));
+        }
+    }
+
+    /// Labels a failed request; `None` for a request that did not fail.
+    pub fn evaluate(&self, ev: &Evaluator, req: &Request) -> Option<Verdict> {
+        if !req.failed {
+            return None;
+        }
+        let events: Vec<Value> = req.events.iter().map(event_value).collect();
+        let mut scope = ev.root.new_inner_scope();
+        scope.add_variable_from_value("request", request_value(req));
+        scope.add_variable_from_value(
+            "gateway",
+            req.gateway_event().map(event_value).unwrap_or_else(empty_event),
+        );
+        scope.add_variable_from_value(
+            "server_span",
+            req.server_span_event().map(event_value).unwrap_or_else(empty_event),
+        );
+        scope.add_variable_from_value("events", Value::List(Arc::new(events.clone())));
+
+        let mut winner: Option<(&CompiledRule, Vec<usize>)> = None;
+        let mut second: Option<(&CompiledRule, Vec<usize>)> = None;
+        for rule in &self.rules {
+            // After the winner, look only for the best rule with another label:
+            // disagreeing evidence is shown, not hidden.
+            if let Some((w, _)) = &winner {
+                if w.def.label == rule.def.label {
+                    continue;
+                }
+            }
+            if let Some(when) = &rule.when {
+                match when.execute(&scope) {
+                    Ok(Value::Bool(true)) => {}
+                    Ok(Value::Bool(false)) => continue,
+                    Ok(other) => {
+                        self.record_error(&rule.def.name, "when", format!("gave {other:?}, not a bool"));
+                        continue;
+                    }
+                    Err(e) => {
+                        self.record_error(&rule.def.name, "when", e);
+                        continue;
+                    }
+                }
+            }
+            let matched: Vec<usize> = match &rule.evidence {
+                None => req
+                    .gateway
+                    .or(req.server_span)
+                    .into_iter()
+                    .chain(std::iter::once(0))
+                    .take(1)
+                    .collect(),
+                Some(prog) => {
+                    let mut m = Vec::new();
+                    for (i, e) in events.iter().enumerate() {
+                        let mut inner = scope.new_inner_scope();
+                        inner.add_variable_from_value("e", e.clone());
+                        match prog.execute(&inner) {
+                            Ok(Value::Bool(true)) => m.push(i),
+                            Ok(_) => {}
+                            Err(err) => self.record_error(&rule.def.name, "evidence", err),
+                        }
+                    }
+                    if m.is_empty() {
+                        continue;
+                    }
+                    m
+                }
+            };
+            if winner.is_none() {
+                winner = Some((rule, matched));
+            } else {
+                second = Some((rule, matched));
+                break;
+            }
+        }
+        let Some((rule, matched)) = winner else {
+            return Some(unknown_verdict(req));
+        };
+        let first = &req.events[matched[0]];
+        let explanation = fill_template(&rule.def.explain, req, first);
+        let mut evidence: Vec<Evidence> = matched
+            .iter()
+            .map(|&i| evidence_of(&req.events[i], None))
+            .collect();
+        // The gateway's view is always part of the story.
+        if let Some(g) = req.gateway {
+            if !matched.contains(&g) {
+                evidence.push(evidence_of(&req.events[g], None));
+            }
+        }
+        if let Some((other, m)) = second {
+            for &i in m.iter().take(2) {
+                if !matched.contains(&i) && Some(i) != req.gateway {
+                    evidence.push(evidence_of(
+                        &req.events[i],
+                        Some(format!("also suggests {} (rule {}), outranked", other.def.label, other.def.name)),
+                    ));
+                }
+            }
+        }
+        Some(Verdict {
+            label: rule.def.label.clone(),
+            rule: rule.def.name.clone(),
+            explanation,
+            evidence,
+        })
+    }
+}
+
+/// `failed` with no sufficient evidence: say what is missing instead of guessing.
+fn unknown_verdict(req: &Request) -> Verdict {
+    let mut missing = Vec::new();
+    if req.gateway.is_none() {
+        missing.push("no gateway line");
+    }
+    if !req.events.iter().any(|e| e.source() == Source::Span) {
+        missing.push("no span");
+    }
+    if !req
+        .events
+        .iter()
+        .any(|e| matches!(e.source(), Source::Backend | Source::OtelLog))
+    {
+        missing.push("no backend log");
+    }
+    let status = req
+        .status
+        .map(|s| format!("status {s}"))
+        .unwrap_or_else(|| "no status".into());
+    let explanation = if missing.is_empty() {
+        format!("{status}; no rule matched the events joined to this request")
+    } else {
+        format!("{status}; no rule matched ({})", missing.join(", "))
+    };
+    Verdict {
+        label: "unknown".into(),
+        rule: "no-sufficient-evidence".into(),
+        explanation,
+        evidence: req
+            .gateway
+            .or(req.server_span)
+            .map(|i| vec![evidence_of(&req.events[i], None)])
+            .unwrap_or_default(),
+    }
+}
+
+pub fn evidence_of(e: &Event, note: Option<String>) -> Evidence {
+    let mut detail = match e.source() {
+        Source::Gateway => {
+            let mut parts = vec![format!(
+                "status {}",
+                e.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+            )];
+            parts.push(format!(
+                "upstream_status {}",
+                e.upstream_status.as_deref().unwrap_or("-")
+            ));
+            if let Some(a) = &e.upstream_addr {
+                parts.push(format!("upstream {a}"));
+            }
+            if let Some(g) = &e.gateway_error {
+                parts.push(format!("indicator {g}"));
+            }
+            parts.join(", ")
+        }
+        Source::Span => {
+            let sp = e.span.as_ref();
+            let mut d = format!(
+                "span {:?} ({}) status {}",
+                sp.map(|s| s.name.as_str()).unwrap_or(""),
+                e.service.as_deref().unwrap_or("?"),
+                sp.map(|s| s.status_code).unwrap_or("unset")
+            );
+            if let Some(m) = sp.and_then(|s| s.status_message.as_deref()) {
+                d.push_str(&format!(": {m}"));
+            }
+            for x in sp.map(|s| s.exceptions.as_slice()).unwrap_or_default() {
+                d.push_str(&format!(
+                    "; exception {}: {}",
+                    x.r#type.as_deref().unwrap_or("?"),
+                    x.message.as_deref().unwrap_or("")
+                ));
+            }
+            d
+        }
+        _ => format!(
+            "{} {}: {}",
+            e.service.as_deref().unwrap_or("?"),
+            e.level.as_deref().unwrap_or("-"),
+            e.message.as_deref().unwrap_or("")
+        ),
+    };
+    if detail.len() > 300 {
+        let cut = (0..=300).rev().find(|i| detail.is_char_boundary(*i)).unwrap_or(0);
+        detail.truncate(cut);
+        detail.push('…');
+    }
+    if let Some(n) = note {
+        detail = format!("{detail} [{n}]");
+    }
+    Evidence {
+        origin: e.origin.as_ref().map(|o| o.to_string()).unwrap_or_default(),
+        source: e.source().to_string(),
+        detail,
+    }
+}
+
+fn fill_template(t: &str, req: &Request, e: &Event) -> String {
+    let mut out = String::with_capacity(t.len() + 32);
+    let mut rest = t;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find("}}") else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let key = rest[i + 2..i + j].trim();
+        let value = if let Some(f) = key.strip_prefix("e.") {
+            e.field_text(f)
+        } else if let Some(f) = key.strip_prefix("request.") {
+            request_field(req, f)
+        } else if let Some(f) = key.strip_prefix("gateway.") {
+            req.gateway_event().and_then(|g| g.field_text(f))
+        } else {
+            None
+        };
+        out.push_str(value.as_deref().unwrap_or("-"));
+        rest = &rest[i + j + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn request_field(req: &Request, f: &str) -> Option<String> {
+    Some(match f {
+        "status" => req.status?.to_string(),
+        "method" => req.method.clone()?,
+        "path" => req.path.clone()?,
+        "host" => req.host.clone()?,
+        "route" => req.route.clone()?,
+        "service" => req.service.clone()?,
+        "consumer" => req.consumer.clone()?,
+        "request_id" => req.request_id.clone()?,
+        _ => return None,
+    })
+}
+
+fn s(v: &Option<String>) -> Value {
+    Value::from(v.clone().unwrap_or_default())
+}
+
+fn map(entries: Vec<(&'static str, Value)>) -> Value {
+    let m: HashMap<&str, Value> = entries.into_iter().collect();
+    Value::from(m)
+}
+
+fn empty_event() -> Value {
+    event_value(&Event::default())
+}
+
+/// An event as a CEL map. Absent text is `""` and absent numbers `0`, so
+/// conditions stay short (`gateway.upstream_status == ""`).
+pub fn event_value(e: &Event) -> Value {
+    let sp = e.span.as_ref();
+    let exception = sp
+        .map(|s| {
+            s.exceptions
+                .iter()
+                .map(|x| {
+                    format!(
+                        "{}: {}",
+                        x.r#type.as_deref().unwrap_or(""),
+                        x.message.as_deref().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    let attrs: HashMap<String, Value> = e
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+        .collect();
+    map(vec![
+        ("source", Value::from(if e.source.is_some() { e.source().as_str() } else { "" })),
+        ("format", Value::from(e.format.to_string())),
+        ("service", s(&e.service)),
+        ("request_id", s(&e.request_id)),
+        ("correlation_id", s(&e.correlation_id)),
+        ("trace_id", s(&e.trace_id)),
+        ("span_id", s(&e.span_id)),
+        ("method", s(&e.method)),
+        ("host", s(&e.host)),
+        ("path", s(&e.path)),
+        ("route", s(&e.route)),
+        ("status", Value::Int(e.status.map(i64::from).unwrap_or(0))),
+        ("upstream_status", s(&e.upstream_status)),
+        ("upstream_addr", s(&e.upstream_addr)),
+        ("duration_ms", Value::Float(e.duration_ms.unwrap_or(0.0))),
+        ("upstream_duration_ms", Value::Float(e.upstream_duration_ms.unwrap_or(0.0))),
+        ("client_ip", s(&e.client_ip)),
+        ("consumer", s(&e.consumer)),
+        ("level", s(&e.level)),
+        ("message", s(&e.message)),
+        ("gateway_error", s(&e.gateway_error)),
+        ("span_name", Value::from(sp.map(|s| s.name.clone()).unwrap_or_default())),
+        ("span_kind", Value::from(sp.map(|s| s.kind.as_str()).unwrap_or(""))),
+        ("span_status", Value::from(sp.map(|s| s.status_code).unwrap_or(""))),
+        ("exception", Value::from(exception)),
+        ("attributes", Value::from(attrs)),
+    ])
+}
+
+fn request_value(r: &Request) -> Value {
+    let list = |v: Vec<String>| Value::List(Arc::new(v.into_iter().map(Value::from).collect()));
+    map(vec![
+        ("status", Value::Int(r.status.map(i64::from).unwrap_or(0))),
+        ("failed", Value::Bool(r.failed)),
+        ("method", s(&r.method)),
+        ("host", s(&r.host)),
+        ("path", s(&r.path)),
+        ("route", s(&r.route)),
+        ("service", s(&r.service)),
+        ("consumer", s(&r.consumer)),
+        ("duration_ms", Value::Float(r.duration_ms.unwrap_or(0.0))),
+        ("flags", list(r.flags.iter().map(|f| f.to_string()).collect())),
+        ("sources", list(r.sources().iter().map(|s| s.to_string()).collect())),
+    ])
+}

@@ -1,0 +1,72 @@
+//! The schema of a rule pack (`rules/*.toml`).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pack {
+    /// Named regexes, compiled once, used in conditions as `like(text, 'name')`.
+    #[serde(default)]
+    pub patterns: BTreeMap<String, String>,
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleDef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDef {
+    pub name: String,
+    /// One of auth, routing, quota, transform, upstream.
+    pub label: String,
+    /// Higher wins. Causes closer to the origin (backend, span) rank above the
+    /// gateway's view of them, and flags above bare status codes.
+    pub priority: i32,
+    #[serde(default)]
+    pub description: String,
+    /// CEL over `request`, `gateway`, `server_span`, `events`. Default: true.
+    pub when: Option<String>,
+    /// CEL over one event `e` (plus the variables above). When set, the rule
+    /// fires only if some event satisfies it, and those events are the evidence.
+    pub evidence: Option<String>,
+    /// One line; `{{e.field}}` and `{{request.field}}` are filled in.
+    pub explain: String,
+    #[serde(default, rename = "example")]
+    pub examples: Vec<Example>,
+}
+
+/// A small request that `rules check` labels with the whole pack.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    /// The label the pack must give; `none` for a request that did not fail.
+    pub label: String,
+    /// Whether this rule must be the one that decides (default true when the
+    /// label is this rule's label).
+    pub decides: Option<bool>,
+    #[serde(rename = "event")]
+    pub events: Vec<ExampleEvent>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExampleEvent {
+    pub source: String,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub parent_span_id: Option<String>,
+    pub service: Option<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub status: Option<u16>,
+    pub upstream_status: Option<String>,
+    pub upstream_addr: Option<String>,
+    pub gateway_error: Option<String>,
+    pub level: Option<String>,
+    pub message: Option<String>,
+    pub span_name: Option<String>,
+    pub span_kind: Option<String>,
+    pub span_status: Option<String>,
+    pub exception: Option<String>,
+}

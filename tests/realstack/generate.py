@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""Produce a real incident: a real nginx (Debian package) as the API gateway in
+front of two services instrumented with the real OpenTelemetry SDK, every
+failure mode configured for real, a seeded mix of requests, and the cause we
+injected for each request written to a truth file that tracejoin never reads.
+
+usage: generate.py OUT_DIR TRUTH_CSV [--seed N] [--requests N] [--fixtures DIR]
+
+OUT_DIR receives what an on-call engineer would export:
+  gateway/access.log      nginx, combined + key=value fields
+  orders/orders.log       JSON lines
+  payments/payments.log   logfmt lines
+  otel/traces.jsonl       OTLP/JSON spans, one export batch per line
+  otel/logs.jsonl         OTLP/JSON log records (payments), one batch per line
+--fixtures DIR also keeps the same traffic in other nginx formats
+(ingress-nginx upstreaminfo, escape=json) and nginx's error.log.
+"""
+
+import argparse
+import base64
+import csv
+import hashlib
+import http.client
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import backend  # noqa: E402
+
+NGINX_CONF = r"""
+{user}
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {error_log} info;
+events {{ worker_connections 256; }}
+http {{
+  client_body_temp_path {prefix}/tmp/body;
+  proxy_temp_path {prefix}/tmp/proxy;
+  fastcgi_temp_path {prefix}/tmp/fastcgi;
+  uwsgi_temp_path {prefix}/tmp/uwsgi;
+  scgi_temp_path {prefix}/tmp/scgi;
+  access_log off;
+
+  log_format tracejoin '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+                       '"$http_referer" "$http_user_agent" rid=$request_id rt=$request_time '
+                       'uct="$upstream_connect_time" urt="$upstream_response_time" us="$upstream_status" '
+                       'ua="$upstream_addr" xrid=$http_x_request_id tp=$http_traceparent lrs=$limit_req_status '
+                       'consumer=$http_x_consumer_id host=$host msec=$msec';
+  # ingress-nginx's default format; its two upstream-name variables are ingress's own, mapped here.
+  map $uri $proxy_upstream_name {{
+    default "-";
+    ~^/v1/payments "default-payments-80";
+    ~^/v1/inventory "default-inventory-80";
+    ~^/ "default-orders-80";
+  }}
+  map $uri $proxy_alternative_upstream_name {{ default ""; }}
+  map $request_id $req_id {{ default $request_id; }}
+  log_format upstreaminfo '$remote_addr - $remote_user [$time_local] "$request" '
+    '$status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time '
+    '[$proxy_upstream_name] [$proxy_alternative_upstream_name] $upstream_addr '
+    '$upstream_response_length $upstream_response_time $upstream_status $req_id';
+  log_format gw_json escape=json '{{"time":"$time_iso8601","request_id":"$request_id","traceparent":"$http_traceparent",'
+    '"xrid":"$http_x_request_id","method":"$request_method","uri":"$request_uri","status":$status,'
+    '"request_time":$request_time,"upstream_addr":"$upstream_addr","upstream_status":"$upstream_status",'
+    '"upstream_connect_time":"$upstream_connect_time","upstream_header_time":"$upstream_header_time",'
+    '"upstream_response_time":"$upstream_response_time","limit_req":"$limit_req_status"}}';
+
+  limit_req_zone $http_x_consumer_id zone=perconsumer:1m rate=30r/m;
+  limit_req_zone $http_x_consumer_id zone=exports:1m rate=20r/m;
+
+  upstream orders {{ server 127.0.0.1:{orders_port}; keepalive 8; }}
+  upstream payments {{ server 127.0.0.1:{payments_port}; keepalive 8; }}
+  upstream inventory {{ server 127.0.0.1:{dead_port}; }}
+
+  server {{
+    listen 127.0.0.1:{port};
+    server_name api.example.test;
+    root {prefix}/html;
+    access_log {out}/gateway/access.log tracejoin;
+    {extra_logs}
+    add_header X-Request-Id $request_id always;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Request-Id $request_id;
+    client_max_body_size 1m;
+
+    location /v1/orders {{ proxy_pass http://orders; }}
+    location = /v1/orders/import {{ client_max_body_size 1k; proxy_pass http://orders; }}
+    location /v1/payments {{ proxy_pass http://payments; }}
+    location /v1/search {{ limit_req zone=perconsumer burst=3 nodelay; limit_req_status 429; proxy_pass http://orders; }}
+    location /v1/export {{ limit_req zone=exports burst=2 nodelay; proxy_pass http://orders; }}
+    location /v1/inventory {{ proxy_pass http://inventory; }}
+    location /v1/slow {{ proxy_read_timeout 1s; proxy_pass http://orders/slow; }}
+    location /v1/reports {{ auth_request /_auth; proxy_pass http://orders; }}
+    location = /_auth {{
+      internal;
+      proxy_pass http://orders/auth/check;
+      proxy_pass_request_body off;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Request-Id $request_id;
+    }}
+    location /admin/ {{ auth_basic "admin"; auth_basic_user_file {prefix}/htpasswd; proxy_pass http://orders; }}
+    location /internal/ {{ allow 10.0.0.0/8; deny all; proxy_pass http://orders; }}
+  }}
+}}
+"""
+
+# name, weight in the incident phase, label when the injected failure happens
+SCENARIOS = [
+    ("ok_list", 10, None), ("ok_get", 10, None), ("ok_create", 6, None), ("ok_pay", 6, None),
+    ("ok_admin", 2, None), ("ok_report", 3, None),
+    ("auth_basic_missing", 3, "auth"), ("auth_basic_wrong", 2, "auth"), ("auth_ip_denied", 2, "auth"),
+    ("auth_token_expired", 3, "auth"), ("auth_token_revoked", 2, "auth"), ("auth_backend_scope", 3, "auth"),
+    ("routing_unmatched", 4, "routing"), ("routing_backend_no_handler", 2, "routing"),
+    ("quota_gateway_429", 5, "quota"), ("quota_gateway_503", 3, "quota"), ("quota_backend", 3, "quota"),
+    ("transform_too_large", 3, "transform"), ("transform_validation", 4, "transform"),
+    ("transform_bad_json", 2, "transform"),
+    ("upstream_down", 6, "upstream"), ("upstream_timeout", 2, "upstream"), ("upstream_dependency", 4, "upstream"),
+]
+HEALTHY = [s for s in SCENARIOS if s[2] is None]
+
+
+def request_for(name, rng):
+    """(method, path, headers, body) for a scenario."""
+    oid = rng.randint(1000, 9999)
+    consumer = rng.choice(["acme", "globex", "umbrella"])
+    h = {"X-Consumer-Id": consumer, "User-Agent": "realstack-client/1.0"}
+    basic = lambda pw: "Basic " + base64.b64encode(f"ops:{pw}".encode()).decode()
+    if name == "ok_list":
+        return "GET", "/v1/orders?limit=20", h, None
+    if name == "ok_get":
+        return "GET", f"/v1/orders/{oid}", h, None
+    if name == "ok_create":
+        return "POST", "/v1/orders", h, json.dumps({"amount": rng.randint(1, 500)})
+    if name == "ok_pay":
+        return "POST", "/v1/payments", h, json.dumps({"card": "4242-4242-4242-4242", "amount": 12})
+    if name == "ok_admin":
+        return "GET", "/admin/stats", dict(h, Authorization=basic("s3cret")), None
+    if name == "ok_report":
+        return "GET", "/v1/reports", dict(h, **{"X-Token": "valid"}), None
+    if name == "auth_basic_missing":
+        return "GET", "/admin/stats", h, None
+    if name == "auth_basic_wrong":
+        return "GET", "/admin/stats", dict(h, Authorization=basic("guess")), None
+    if name == "auth_ip_denied":
+        return "GET", "/internal/metrics", h, None
+    if name == "auth_token_expired":
+        return "GET", "/v1/reports", dict(h, **{"X-Token": "expired"}), None
+    if name == "auth_token_revoked":
+        return "GET", "/v1/reports", dict(h, **{"X-Token": "revoked"}), None
+    if name == "auth_backend_scope":
+        return "GET", f"/v1/orders/{oid}", dict(h, **{"X-Scope": "none"}), None
+    if name == "routing_unmatched":
+        return "GET", rng.choice(["/v2/orders", "/v1/ordrs", "/api/v1/orders", "/v1/customers/42"]), h, None
+    if name == "routing_backend_no_handler":
+        return "GET", rng.choice(["/v1/orders-archive", "/v1/orders_v2"]), h, None
+    if name == "quota_gateway_429":
+        return "GET", "/v1/search?q=widgets", dict(h, **{"X-Consumer-Id": "initech"}), None
+    if name == "quota_gateway_503":
+        return "GET", "/v1/export", dict(h, **{"X-Consumer-Id": "initech"}), None
+    if name == "quota_backend":
+        return "POST", "/v1/payments", dict(h, **{"X-Consumer-Id": "globex"}), json.dumps({"burst": True, "card": "4242-4242-4242-4242"})
+    if name == "transform_too_large":
+        return "POST", "/v1/orders/import", h, json.dumps({"rows": ["x" * 64] * 64})
+    if name == "transform_validation":
+        return "POST", "/v1/orders", h, json.dumps({"amount": -rng.randint(1, 50)})
+    if name == "transform_bad_json":
+        return "POST", "/v1/orders", h, '{"amount": 12,,}'
+    if name == "upstream_down":
+        return "GET", f"/v1/inventory/{oid}", h, None
+    if name == "upstream_timeout":
+        return "GET", "/v1/slow", h, None
+    if name == "upstream_dependency":
+        return "POST", "/v1/payments", h, json.dumps({"card": "4000-0000-0000-0119", "amount": 99})
+    raise ValueError(name)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
+
+
+def send(port, job):
+    i, name, label, method, path, headers, body, traceparent = job
+    if traceparent:
+        headers = dict(headers, traceparent=traceparent)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    rid = resp.getheader("X-Request-Id", "")
+    conn.close()
+    return i, name, label, method, path, resp.status, rid
+
+
+def expected_label(name, label, status):
+    """The injected cause, given whether the failure actually happened."""
+    if label is None:
+        return "none"
+    if name == "quota_gateway_429":
+        return "quota" if status == 429 else "none"
+    if name == "quota_gateway_503":
+        return "quota" if status == 503 else "none"
+    return label
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("truth")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--fixtures")
+    ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    random.seed(args.seed)
+
+    out = os.path.abspath(args.out)
+    for sub in ("gateway", "orders", "payments", "otel"):
+        os.makedirs(os.path.join(out, sub), exist_ok=True)
+    prefix = tempfile.mkdtemp(prefix="tracejoin-realstack-")
+    for sub in ("tmp", "html"):
+        os.makedirs(os.path.join(prefix, sub))
+    sha = base64.b64encode(hashlib.sha1(b"s3cret").digest()).decode()
+    with open(os.path.join(prefix, "htpasswd"), "w") as f:
+        f.write(f"ops:{{SHA}}{sha}\n")
+
+    spans_out = backend._JsonLinesFile(os.path.join(out, "otel", "traces.jsonl"))
+    logs_out = backend._JsonLinesFile(os.path.join(out, "otel", "logs.jsonl"))
+    orders = backend.Orders("orders", free_port(), os.path.join(out, "orders", "orders.log"),
+                            backend.JsonFormatter(), spans_out)
+    payments = backend.Payments("payments", free_port(), os.path.join(out, "payments", "payments.log"),
+                                backend.LogfmtFormatter(), spans_out, logs_out)
+    orders.start()
+    payments.start()
+
+    port = free_port()
+    fixtures = os.path.abspath(args.fixtures) if args.fixtures else None
+    extra_logs = ""
+    error_log = os.path.join(prefix, "error.log")
+    if fixtures:
+        os.makedirs(fixtures, exist_ok=True)
+        extra_logs = (f"access_log {fixtures}/nginx-upstreaminfo.log upstreaminfo;\n"
+                      f"    access_log {fixtures}/nginx-json.log gw_json;")
+        error_log = os.path.join(fixtures, "nginx-error.log")
+    conf = NGINX_CONF.format(
+        user="user root;" if os.geteuid() == 0 else "",
+        prefix=prefix, out=out, port=port, orders_port=orders.port, payments_port=payments.port,
+        dead_port=free_port(), extra_logs=extra_logs, error_log=error_log,
+    )
+    conf_path = os.path.join(prefix, "nginx.conf")
+    with open(conf_path, "w") as f:
+        f.write(conf)
+    nginx = subprocess.Popen([args.nginx, "-p", prefix, "-c", conf_path])
+    try:
+        wait_port(port)
+        jobs = []
+        for i in range(args.requests):
+            # The first fifth is a healthy baseline; then the incident starts.
+            pool = HEALTHY if i < args.requests // 5 else SCENARIOS
+            name, _, label = rng.choices(pool, weights=[s[1] for s in pool])[0]
+            method, path, headers, body = request_for(name, rng)
+            tp = None
+            if rng.random() < 0.7:
+                tp = "00-%032x-%016x-01" % (rng.getrandbits(128) | 1, rng.getrandbits(64) | 1)
+            if rng.random() < 0.2:
+                headers = dict(headers, **{"X-Request-Id": "cli-%08x" % rng.getrandbits(32)})
+            jobs.append((i, name, label, method, path, headers, body, tp))
+        results = []
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            futures = []
+            for job in jobs:
+                futures.append(ex.submit(send, port, job))
+                time.sleep(0.01)
+            for fu in futures:
+                results.append(fu.result())
+    finally:
+        time.sleep(0.5)
+        nginx.terminate()
+        nginx.wait(timeout=10)
+        orders.stop()
+        payments.stop()
+        shutil.rmtree(prefix, ignore_errors=True)
+
+    results.sort()
+    with open(args.truth, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["request_id", "scenario", "label", "method", "path", "status"])
+        for i, name, label, method, path, status, rid in results:
+            w.writerow([rid, name, expected_label(name, label, status), method, path, status])
+    counts = {}
+    for r in results:
+        counts[r[1]] = counts.get(r[1], 0) + 1
+    print(f"{len(results)} requests -> {out}; truth in {args.truth}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -178,9 +178,14 @@ pub fn build_request(mut events: Vec<Event>) -> Request {
                 .as_deref()
                 .is_none_or(|p| !span_ids.contains(&p))
     };
+    // The entry server span; with several (an auth subrequest, then the real
+    // call), the one serving the path the gateway logged.
+    let gateway_path = gateway.and_then(|i| events[i].path.as_deref());
+    let is_server = |e: &Event| e.span.as_ref().is_some_and(|s| s.kind == SpanKind::Server);
     let server_span = events
         .iter()
-        .position(|e| is_entry(e) && e.span.as_ref().is_some_and(|s| s.kind == SpanKind::Server))
+        .position(|e| is_entry(e) && is_server(e) && gateway_path.is_some() && e.path.as_deref() == gateway_path)
+        .or_else(|| events.iter().position(|e| is_entry(e) && is_server(e)))
         .or_else(|| events.iter().position(|e| is_entry(e)));
     let mut flags = Vec::new();
     let has_other = events.iter().any(|e| e.source() != Source::Gateway);
@@ -266,10 +271,13 @@ pub fn build_request(mut events: Vec<Event>) -> Request {
         method: pick(|e| e.method.as_ref()),
         host: pick(|e| e.host.as_ref()),
         path: pick(|e| e.path.as_ref()),
-        route: s
+        // A span's route names the request only if it served the path the gateway saw.
+        route: g
             .and_then(|e| e.route.clone())
-            .or_else(|| g.and_then(|e| e.route.clone()))
-            .or_else(|| events.iter().find_map(|e| e.route.clone())),
+            .or_else(|| {
+                s.filter(|s| g.is_none_or(|g| g.path == s.path))
+                    .and_then(|e| e.route.clone())
+            }),
         consumer: pick(|e| e.consumer.as_ref()),
         status,
         start,

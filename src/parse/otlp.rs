@@ -140,7 +140,7 @@ pub fn decode(
                             2 => "error",
                             _ => "unset",
                         };
-                        let exceptions = span
+                        let exceptions: Vec<SpanException> = span
                             .events
                             .iter()
                             .filter(|e| e.name == "exception")
@@ -163,9 +163,15 @@ pub fn decode(
                         if code == "error" {
                             ev.level = Some("error".into());
                         }
-                        ev.message = Some(match &status_message {
-                            Some(m) => format!("{}: {m}", span.name),
-                            None => span.name.clone(),
+                        // The message of a span is what went wrong, if anything did.
+                        ev.message = Some(match (exceptions.first(), &status_message) {
+                            (Some(SpanException { r#type, message }), _) => format!(
+                                "{}: {}",
+                                r#type.as_deref().unwrap_or("exception"),
+                                message.as_deref().unwrap_or("")
+                            ),
+                            (None, Some(m)) => format!("{}: {m}", span.name),
+                            (None, None) => span.name.clone(),
                         });
                         ev.span = Some(Box::new(SpanFields {
                             name: span.name.clone(),

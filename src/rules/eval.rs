@@ -216,6 +216,13 @@ impl Engine {
         let Some((rule, matched)) = winner else {
             return Some(unknown_verdict(req));
         };
+        // Cite what the services said first: a log line explains better than a span name.
+        let mut matched = matched;
+        matched.sort_by_key(|&i| match req.events[i].source() {
+            Source::Backend | Source::OtelLog => 0,
+            Source::Span => 1,
+            Source::Gateway => 2,
+        });
         let first = &req.events[matched[0]];
         let explanation = fill_template(&rule.def.explain, req, first);
         let mut evidence: Vec<Evidence> = matched

@@ -238,7 +238,6 @@ def main():
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    random.seed(args.seed)
 
     out = os.path.abspath(args.out)
     for sub in ("gateway", "orders", "payments", "otel"):

@@ -97,8 +97,18 @@ pub fn open_input(input: &Input) -> Result<Box<dyn BufRead + Send>> {
         Err(e) => bail!("cannot read: {e}"),
     };
     let probe = &head[..head.len().min(8192)];
-    if memchr::memchr(0, probe).is_some() {
-        bail!("binary file (NUL byte in the first 8 KiB); not a log");
+    if looks_binary(probe) {
+        bail!("binary file (control bytes in the first 8 KiB); not a log");
     }
     Ok(reader)
+}
+
+/// More than 10% control bytes (other than tab, newlines and ESC): not text.
+/// A stray NUL inside a text log is not enough; that line is reported alone.
+fn looks_binary(probe: &[u8]) -> bool {
+    let control = probe
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x1b))
+        .count();
+    control * 10 > probe.len()
 }

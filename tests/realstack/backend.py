@@ -128,6 +128,17 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # nginx closing idle keepalive connections at shutdown is not an error.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 class Service:
     def __init__(self, name, port, log_path, log_formatter, spans_out, logs_out=None):
         self.name = name
@@ -150,7 +161,7 @@ class Service:
                 BatchLogRecordProcessor(OtlpJsonLogExporter(logs_out), schedule_delay_millis=300)
             )
             self.log.addHandler(LoggingHandler(level=logging.INFO, logger_provider=self.log_provider))
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self.handler_class())
+        self.server = _QuietServer(("127.0.0.1", port), self.handler_class())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self):

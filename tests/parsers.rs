@@ -1,0 +1,179 @@
+//! The parser engine on real lines: built-in definitions (whose samples are
+//! checked at load), detection on files written by real software, user
+//! definitions and their error messages.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use tracejoin::event::Source;
+use tracejoin::parse::Registry;
+
+#[test]
+fn every_builtin_definition_loads_and_its_samples_parse() {
+    // Loading runs each [[sample]] and compares its `expect` values.
+    let r = Registry::load(None).unwrap();
+    let names: Vec<&str> = r.formats.iter().map(|f| &*f.name).collect();
+    for want in [
+        "nginx_combined",
+        "nginx_combined_kv",
+        "nginx_upstreaminfo",
+        "nginx_json",
+        "backend_json",
+        "backend_logfmt",
+        "otlp_traces",
+        "otlp_logs",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(r.formats.iter().all(|f| !f.def.samples.is_empty()));
+}
+
+#[test]
+fn files_written_by_real_software_are_detected_as_their_format() {
+    let root = repo();
+    let a = analyze(&[
+        &root.join("sample-logs"),
+        &root.join("tests/data/real"),
+        &root.join("tests/data/vendor"),
+    ]);
+    let format_of = |suffix: &str| {
+        a.files
+            .iter()
+            .find(|f| f.name.ends_with(suffix))
+            .and_then(|f| f.format.as_deref().map(str::to_string))
+            .unwrap_or_else(|| panic!("{suffix} not read"))
+    };
+    assert_eq!(format_of("gateway/access.log"), "nginx_combined_kv");
+    assert_eq!(format_of("orders/orders.log"), "backend_json");
+    assert_eq!(format_of("payments/payments.log"), "backend_logfmt");
+    assert_eq!(format_of("otel/traces.jsonl"), "otlp_traces");
+    assert_eq!(format_of("otel/logs.jsonl"), "otlp_logs");
+    assert_eq!(format_of("real/nginx-upstreaminfo.log"), "nginx_upstreaminfo");
+    assert_eq!(format_of("real/nginx-json.log"), "nginx_json");
+    assert_eq!(format_of("vendor/otlp-trace.json"), "otlp_traces");
+    assert_eq!(format_of("vendor/otlp-logs.json"), "otlp_logs");
+    assert_eq!(a.input_error_count(), 0, "{:?}", a.files);
+}
+
+#[test]
+fn pretty_printed_otlp_documents_decode_with_uppercase_ids_and_bare_64_bit_ints() {
+    let root = repo();
+    let a = analyze(&[&root.join("tests/data/vendor")]);
+    let events: Vec<_> = a.requests.iter().flat_map(|l| &l.request.events).collect();
+    let span = events.iter().find(|e| e.source() == Source::Span).unwrap();
+    assert_eq!(span.trace_id.as_deref(), Some("5b8efff798038103d269b633813fc60c"));
+    assert_eq!(span.span.as_ref().unwrap().name, "I'm a server span");
+    assert_eq!(span.duration_ms, Some(1000.0));
+    assert_eq!(span.service.as_deref(), Some("my.service"));
+    let log = events.iter().find(|e| e.source() == Source::OtelLog).unwrap();
+    // 1544712660300000000 is above 2^53: it must not go through f64.
+    assert_eq!(log.ts, Some(1_544_712_660_300_000_000));
+    assert_eq!(log.message.as_deref(), Some("Example log record"));
+    assert_eq!(log.attr("array.attribute"), Some(r#"["many","values"]"#));
+    // The log record and the span share trace and span id: one request.
+    assert_eq!(a.requests.len(), 1);
+}
+
+#[test]
+fn real_nginx_fields_are_normalised() {
+    let root = repo();
+    let a = analyze(&[&root.join("tests/data/real/nginx-upstreaminfo.log")]);
+    let ev = &a.requests[0].request.events[0];
+    // upstreaminfo: $request_time is seconds; the event holds milliseconds.
+    let raw = std::fs::read_to_string(root.join("tests/data/real/nginx-upstreaminfo.log")).unwrap();
+    let first = raw.lines().find(|l| l.contains(ev.request_id.as_deref().unwrap())).unwrap();
+    let fields: Vec<&str> = first.split(' ').collect();
+    let request_time: f64 = fields[fields.len() - 8].parse().unwrap();
+    assert_eq!(ev.duration_ms.unwrap(), request_time * 1000.0);
+    assert!(ev.route.as_deref().unwrap().starts_with("default-"));
+}
+
+#[test]
+fn a_user_definition_adds_a_format_without_recompiling() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("legacy.toml"),
+        r#"
+name = "legacy_gw"
+title = "Our legacy gateway"
+reference = "internal wiki"
+source = "gateway"
+kind = "regex"
+pattern = '^(?P<when>\S+) (?P<rid>[0-9a-f]+) (?P<verb>[A-Z]+) (?P<url>\S+) -> (?P<code>\d{3}) in (?P<ms>\d+)ms$'
+[fields]
+ts = { from = ["when"], time = "iso" }
+request_id = ["rid"]
+method = ["verb"]
+uri = ["url"]
+status = ["code"]
+duration_ms = { from = ["ms"], unit = "ms" }
+[[sample]]
+line = "2026-11-24T10:00:00Z 0af7 GET /v1/x?y=1 -> 503 in 12ms"
+expect = { status = "503", path = "/v1/x", duration_ms = "12", request_id = "0af7" }
+"#,
+    )
+    .unwrap();
+    let log = dir.path().join("gw.log");
+    std::fs::write(
+        &log,
+        "2026-11-24T10:00:00Z 0af7 GET /v1/x -> 503 in 12ms\n2026-11-24T10:00:01Z 0af8 GET /v1/y -> 200 in 3ms\n",
+    )
+    .unwrap();
+    let out = tracejoin(&[
+        "analyze",
+        "--parsers",
+        dir.path().to_str().unwrap(),
+        "--json",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["status"], 503);
+    assert_eq!(lines[0]["label"], "upstream");
+    assert_eq!(lines[1]["label"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_definition_whose_sample_does_not_match_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = std::fs::File::create(dir.path().join("bad.toml")).unwrap();
+    writeln!(
+        f,
+        r#"name = "bad"
+title = "bad"
+reference = "-"
+source = "gateway"
+kind = "regex"
+pattern = '^(?P<code>\d+)$'
+[fields]
+status = ["code"]
+[[sample]]
+line = "200"
+expect = {{ status = "404" }}"#
+    )
+    .unwrap();
+    let out = tracejoin(&["formats", "--parsers", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(err.contains(r#"field status is "200", expected "404""#), "{err}");
+}
+
+#[test]
+fn format_override_forces_a_definition() {
+    let root = repo();
+    let path = root.join("tests/data/real/nginx-json.log");
+    let p = path.to_str().unwrap();
+    // Forcing the wrong format: every line is an error, with its line number.
+    let out = tracejoin(&["analyze", "--format", &format!("{p}=backend_logfmt"), p]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&format!("{p}:1: no field")), "{}", stderr(&out));
+    let out = tracejoin(&["analyze", "--format", &format!("{p}=nope"), p]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown format \"nope\""));
+}

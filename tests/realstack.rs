@@ -1,0 +1,193 @@
+//! The real incident: requests sent through a real nginx to services
+//! instrumented with the real OpenTelemetry SDK, every failure injected for
+//! real. Each request's verdict must match the cause we injected, and every
+//! backend line and span that carries a request's id must land in it.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use tracejoin::analysis::Analysis;
+use tracejoin::event::Source;
+
+struct Truth {
+    request_id: String,
+    scenario: String,
+    label: String,
+}
+
+fn read_truth(path: &Path) -> Vec<Truth> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Truth {
+                request_id: f[0].to_string(),
+                scenario: f[1].to_string(),
+                label: f[2].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Compares verdicts with the truth; prints the confusion matrix; returns the agreement.
+fn agreement(a: &Analysis, truth: &[Truth]) -> f64 {
+    let by_id: HashMap<&str, _> = a
+        .requests
+        .iter()
+        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
+        .collect();
+    let mut matrix: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut agree = 0;
+    let mut wrong = Vec::new();
+    for t in truth {
+        let got = match by_id.get(t.request_id.as_str()) {
+            Some(l) => l
+                .verdict
+                .as_ref()
+                .map(|v| v.label.clone())
+                .unwrap_or_else(|| "none".into()),
+            None => "missing".into(),
+        };
+        if got == t.label {
+            agree += 1;
+        } else {
+            wrong.push(format!("{} {}: expected {}, got {got}", t.request_id, t.scenario, t.label));
+        }
+        *matrix.entry((t.label.clone(), got)).or_default() += 1;
+    }
+    let labels = ["auth", "routing", "quota", "transform", "upstream", "unknown", "none", "missing"];
+    eprintln!("confusion matrix (rows: injected, columns: tracejoin)");
+    eprint!("{:>10}", "");
+    for l in labels {
+        eprint!("{l:>10}");
+    }
+    eprintln!();
+    for want in labels {
+        if !matrix.keys().any(|(w, _)| w == want) {
+            continue;
+        }
+        eprint!("{want:>10}");
+        for got in labels {
+            eprint!("{:>10}", matrix.get(&(want.to_string(), got.to_string())).unwrap_or(&0));
+        }
+        eprintln!();
+    }
+    for w in wrong.iter().take(20) {
+        eprintln!("  {w}");
+    }
+    agree as f64 / truth.len() as f64
+}
+
+/// Reads the raw files without tracejoin's parsers and checks that each
+/// backend line and span carrying a gateway request id is in that request.
+fn assert_joins_are_complete(a: &Analysis, dir: &Path, truth: &[Truth]) {
+    let ids: std::collections::HashSet<&str> = truth.iter().map(|t| t.request_id.as_str()).collect();
+    let request_of: HashMap<&str, &tracejoin::analysis::Labelled> = a
+        .requests
+        .iter()
+        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
+        .collect();
+    let mut checked = 0;
+    // orders: JSON lines with request_id; payments: logfmt with request_id=...
+    for (file, extract) in [
+        ("orders/orders.log", Box::new(|l: &str| {
+            serde_json::from_str::<serde_json::Value>(l).ok()?["request_id"].as_str().map(str::to_string)
+        }) as Box<dyn Fn(&str) -> Option<String>>),
+        ("payments/payments.log", Box::new(|l: &str| {
+            l.split(' ').find_map(|kv| kv.strip_prefix("request_id=")).map(str::to_string)
+        })),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let Some(rid) = extract(line) else { continue };
+            if !ids.contains(rid.as_str()) {
+                continue;
+            }
+            let req = request_of[rid.as_str()];
+            let origin = format!("{}:{}", dir.join(file).display(), n + 1);
+            assert!(
+                req.request.events.iter().any(|e| e.origin.as_ref().map(|o| o.to_string()) == Some(origin.clone())),
+                "{origin} (request {rid}) is not in its request's timeline"
+            );
+            checked += 1;
+        }
+    }
+    // Spans: the x-request-id attribute the service recorded.
+    let text = std::fs::read_to_string(dir.join("otel/traces.jsonl")).unwrap();
+    for line in text.lines() {
+        let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+        for rs in doc["resourceSpans"].as_array().unwrap() {
+            for ss in rs["scopeSpans"].as_array().unwrap() {
+                for span in ss["spans"].as_array().unwrap() {
+                    let rid = span["attributes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|a| a["key"] == "http.request.header.x-request-id")
+                        .and_then(|a| a["value"]["arrayValue"]["values"][0]["stringValue"].as_str());
+                    let Some(rid) = rid.filter(|r| ids.contains(r)) else { continue };
+                    let span_id = span["spanId"].as_str().unwrap().to_lowercase();
+                    let req = request_of[rid];
+                    assert!(
+                        req.request
+                            .events
+                            .iter()
+                            .any(|e| e.source() == Source::Span && e.span_id.as_deref() == Some(&span_id)),
+                        "span {span_id} (request {rid}) is not in its request's timeline"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > truth.len() / 2, "only {checked} events checked");
+}
+
+fn check_incident(dir: &Path, truth_path: &Path) {
+    let truth = read_truth(truth_path);
+    assert!(truth.len() >= 100, "truth has {} requests", truth.len());
+    let a = analyze(&[dir]);
+    assert_eq!(a.input_error_count(), 0, "{:?}", a.files);
+    let share = agreement(&a, &truth);
+    eprintln!("agreement: {:.2}% of {} requests", share * 100.0, truth.len());
+    assert!(share >= 0.99, "agreement {share}");
+    assert_eq!(a.requests.len(), truth.len(), "one request per gateway line");
+    assert_joins_are_complete(&a, dir, &truth);
+    // Every failure label the incident injected is present.
+    for label in ["auth", "routing", "quota", "transform", "upstream"] {
+        assert!(truth.iter().any(|t| t.label == label), "{label} not injected");
+    }
+}
+
+#[test]
+fn the_bundled_incident_is_labelled_as_injected() {
+    let root = repo();
+    check_incident(&root.join("sample-logs"), &root.join("tests/data/sample-truth.csv"));
+}
+
+/// Runs the generator afresh (real nginx, real OTel SDK) with another seed.
+/// `scripts/test` installs both and sets TRACEJOIN_REALSTACK_PYTHON.
+#[test]
+fn a_fresh_real_incident_with_another_seed_is_labelled_as_injected() {
+    let Ok(python) = std::env::var("TRACEJOIN_REALSTACK_PYTHON") else {
+        assert!(
+            std::env::var_os("TRACEJOIN_REQUIRE_REALSTACK").is_none(),
+            "TRACEJOIN_REALSTACK_PYTHON is not set but the real stack is required"
+        );
+        eprintln!("skipped: run scripts/test (it installs nginx and the OTel SDK) to run the real stack");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("incident");
+    let truth = dir.path().join("truth.csv");
+    let status = std::process::Command::new(python)
+        .arg(repo().join("tests/realstack/generate.py"))
+        .args([out.to_str().unwrap(), truth.to_str().unwrap(), "--seed", "11", "--requests", "250"])
+        .status()
+        .expect("generator runs");
+    assert!(status.success());
+    check_incident(&out, &truth);
+}

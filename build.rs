@@ -15,7 +15,12 @@ fn embed(dir: &str, out: &mut String, name: &str) {
         println!("cargo:rerun-if-changed={}", p.display());
         let abs = std::fs::canonicalize(&p).unwrap();
         let file = p.file_name().unwrap().to_string_lossy();
-        writeln!(out, "    ({file:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+        writeln!(
+            out,
+            "    ({file:?}, include_str!({:?})),",
+            abs.display().to_string()
+        )
+        .unwrap();
     }
     writeln!(out, "];").unwrap();
 }

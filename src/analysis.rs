@@ -54,9 +54,9 @@ pub fn run(opts: &Options, registry: &Registry, engine: &Engine) -> Result<Analy
         let f = match over {
             Some((_, name)) => match registry.get(name) {
                 Some(f) => Some(f.clone()),
-                None => bail!(
-                    "unknown format {name:?} in --format; `tracejoin formats` lists them"
-                ),
+                None => {
+                    bail!("unknown format {name:?} in --format; `tracejoin formats` lists them")
+                }
             },
             None => None,
         };

@@ -185,7 +185,7 @@ impl Event {
 
     /// An event field rendered as text, for sample expectations and templates.
     pub fn field_text(&self, field: &str) -> Option<String> {
-            let ev = self;
+        let ev = self;
         use crate::parse::time::format_ts;
         let num = |v: Option<f64>| v.map(|v| format!("{}", (v * 1000.0).round() / 1000.0));
         Some(match field {
@@ -219,5 +219,4 @@ impl Event {
             other => ev.attr(other.strip_prefix("attr.")?)?.to_string(),
         })
     }
-
 }

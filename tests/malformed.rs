@@ -30,7 +30,12 @@ fn garbage_lines_are_reported_with_file_and_line_and_the_rest_is_parsed() {
     assert_eq!(out.status.code(), Some(1), "input errors give exit code 1");
     let err = stderr(&out);
     let name = p.to_str().unwrap();
-    assert!(err.contains(&format!("{name}:11: does not match format nginx_combined_kv")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{name}:11: does not match format nginx_combined_kv"
+        )),
+        "{err}"
+    );
     assert!(err.contains(&format!("{name}:21:")), "{err}");
     // Terminal escapes from the log never reach the terminal raw.
     assert!(!err.contains('\x1b'));
@@ -58,7 +63,11 @@ fn truncated_gzip_keeps_what_was_read_and_says_where_it_stopped() {
     let f = &a.files[0];
     assert_eq!(f.error_count, 1, "{:?}", f.errors);
     assert!(f.errors[0].reason.contains("read error"), "{:?}", f.errors);
-    assert!(f.events > 100 && f.events < 2000, "kept {} events", f.events);
+    assert!(
+        f.events > 100 && f.events < 2000,
+        "kept {} events",
+        f.events
+    );
 }
 
 #[test]
@@ -73,8 +82,14 @@ fn binary_and_empty_files_are_reported_or_skipped_without_a_panic() {
     let out = tracejoin(&["analyze", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("core.dump: binary file (control bytes"), "{err}");
-    assert!(!err.contains("empty.log"), "an empty file is not an error: {err}");
+    assert!(
+        err.contains("core.dump: binary file (control bytes"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("empty.log"),
+        "an empty file is not an error: {err}"
+    );
     assert!(stdout(&out).contains("50 requests"));
 }
 
@@ -90,7 +105,11 @@ fn a_10_mb_line_is_skipped_and_counted() {
     assert_eq!(f.events, 50);
     assert_eq!(f.error_count, 1);
     assert_eq!(f.errors[0].line, 4);
-    assert!(f.errors[0].reason.contains("10485761 bytes"), "{:?}", f.errors);
+    assert!(
+        f.errors[0].reason.contains("10485761 bytes"),
+        "{:?}",
+        f.errors
+    );
 }
 
 #[test]
@@ -108,7 +127,11 @@ fn malformed_otlp_lines_are_errors_and_the_good_batches_survive() {
     assert_eq!(f.format.as_deref(), Some("otlp_traces"));
     assert_eq!(f.error_count, 2, "{:?}", f.errors);
     assert_eq!(f.errors[0].line, 2);
-    assert!(f.errors[0].reason.starts_with("invalid OTLP/JSON traces"), "{:?}", f.errors);
+    assert!(
+        f.errors[0].reason.starts_with("invalid OTLP/JSON traces"),
+        "{:?}",
+        f.errors
+    );
     let expected: usize = good
         .lines()
         .take(3)
@@ -120,7 +143,11 @@ fn malformed_otlp_lines_are_errors_and_the_good_batches_survive() {
 #[test]
 fn a_missing_path_is_an_error_but_the_other_inputs_are_analysed() {
     let root = repo();
-    let out = tracejoin(&["analyze", "no/such/dir", root.join("sample-logs/gateway").to_str().unwrap()]);
+    let out = tracejoin(&[
+        "analyze",
+        "no/such/dir",
+        root.join("sample-logs/gateway").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("error: no/such/dir:"));
     assert!(stdout(&out).contains("300 requests"));
@@ -136,7 +163,12 @@ fn stdin_is_an_input() {
         .spawn()
         .unwrap();
     let text = gateway_lines().join("\n") + "\n";
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 50);

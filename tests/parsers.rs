@@ -49,7 +49,10 @@ fn files_written_by_real_software_are_detected_as_their_format() {
     assert_eq!(format_of("payments/payments.log"), "backend_logfmt");
     assert_eq!(format_of("otel/traces.jsonl"), "otlp_traces");
     assert_eq!(format_of("otel/logs.jsonl"), "otlp_logs");
-    assert_eq!(format_of("real/nginx-upstreaminfo.log"), "nginx_upstreaminfo");
+    assert_eq!(
+        format_of("real/nginx-upstreaminfo.log"),
+        "nginx_upstreaminfo"
+    );
     assert_eq!(format_of("real/nginx-json.log"), "nginx_json");
     assert_eq!(format_of("vendor/otlp-trace.json"), "otlp_traces");
     assert_eq!(format_of("vendor/otlp-logs.json"), "otlp_logs");
@@ -62,11 +65,17 @@ fn pretty_printed_otlp_documents_decode_with_uppercase_ids_and_bare_64_bit_ints(
     let a = analyze(&[&root.join("tests/data/vendor")]);
     let events: Vec<_> = a.requests.iter().flat_map(|l| &l.request.events).collect();
     let span = events.iter().find(|e| e.source() == Source::Span).unwrap();
-    assert_eq!(span.trace_id.as_deref(), Some("5b8efff798038103d269b633813fc60c"));
+    assert_eq!(
+        span.trace_id.as_deref(),
+        Some("5b8efff798038103d269b633813fc60c")
+    );
     assert_eq!(span.span.as_ref().unwrap().name, "I'm a server span");
     assert_eq!(span.duration_ms, Some(1000.0));
     assert_eq!(span.service.as_deref(), Some("my.service"));
-    let log = events.iter().find(|e| e.source() == Source::OtelLog).unwrap();
+    let log = events
+        .iter()
+        .find(|e| e.source() == Source::OtelLog)
+        .unwrap();
     // 1544712660300000000 is above 2^53: it must not go through f64.
     assert_eq!(log.ts, Some(1_544_712_660_300_000_000));
     assert_eq!(log.message.as_deref(), Some("Example log record"));
@@ -82,7 +91,10 @@ fn real_nginx_fields_are_normalised() {
     let ev = &a.requests[0].request.events[0];
     // upstreaminfo: $request_time is seconds; the event holds milliseconds.
     let raw = std::fs::read_to_string(root.join("tests/data/real/nginx-upstreaminfo.log")).unwrap();
-    let first = raw.lines().find(|l| l.contains(ev.request_id.as_deref().unwrap())).unwrap();
+    let first = raw
+        .lines()
+        .find(|l| l.contains(ev.request_id.as_deref().unwrap()))
+        .unwrap();
     let fields: Vec<&str> = first.split(' ').collect();
     let request_time: f64 = fields[fields.len() - 8].parse().unwrap();
     assert_eq!(ev.duration_ms.unwrap(), request_time * 1000.0);
@@ -161,7 +173,10 @@ expect = {{ status = "404" }}"#
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("bad.toml"), "{err}");
-    assert!(err.contains(r#"field status is "200", expected "404""#), "{err}");
+    assert!(
+        err.contains(r#"field status is "200", expected "404""#),
+        "{err}"
+    );
 }
 
 #[test]
@@ -172,7 +187,11 @@ fn format_override_forces_a_definition() {
     // Forcing the wrong format: every line is an error, with its line number.
     let out = tracejoin(&["analyze", "--format", &format!("{p}=backend_logfmt"), p]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains(&format!("{p}:1: no field")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{p}:1: no field")),
+        "{}",
+        stderr(&out)
+    );
     let out = tracejoin(&["analyze", "--format", &format!("{p}=nope"), p]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown format \"nope\""));

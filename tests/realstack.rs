@@ -54,11 +54,23 @@ fn agreement(a: &Analysis, truth: &[Truth]) -> f64 {
         if got == t.label {
             agree += 1;
         } else {
-            wrong.push(format!("{} {}: expected {}, got {got}", t.request_id, t.scenario, t.label));
+            wrong.push(format!(
+                "{} {}: expected {}, got {got}",
+                t.request_id, t.scenario, t.label
+            ));
         }
         *matrix.entry((t.label.clone(), got)).or_default() += 1;
     }
-    let labels = ["auth", "routing", "quota", "transform", "upstream", "unknown", "none", "missing"];
+    let labels = [
+        "auth",
+        "routing",
+        "quota",
+        "transform",
+        "upstream",
+        "unknown",
+        "none",
+        "missing",
+    ];
     eprintln!("confusion matrix (rows: injected, columns: tracejoin)");
     eprint!("{:>10}", "");
     for l in labels {
@@ -71,7 +83,12 @@ fn agreement(a: &Analysis, truth: &[Truth]) -> f64 {
         }
         eprint!("{want:>10}");
         for got in labels {
-            eprint!("{:>10}", matrix.get(&(want.to_string(), got.to_string())).unwrap_or(&0));
+            eprint!(
+                "{:>10}",
+                matrix
+                    .get(&(want.to_string(), got.to_string()))
+                    .unwrap_or(&0)
+            );
         }
         eprintln!();
     }
@@ -84,7 +101,8 @@ fn agreement(a: &Analysis, truth: &[Truth]) -> f64 {
 /// Reads the raw files without tracejoin's parsers and checks that each
 /// backend line and span carrying a gateway request id is in that request.
 fn assert_joins_are_complete(a: &Analysis, dir: &Path, truth: &[Truth]) {
-    let ids: std::collections::HashSet<&str> = truth.iter().map(|t| t.request_id.as_str()).collect();
+    let ids: std::collections::HashSet<&str> =
+        truth.iter().map(|t| t.request_id.as_str()).collect();
     let request_of: HashMap<&str, &tracejoin::analysis::Labelled> = a
         .requests
         .iter()
@@ -93,12 +111,22 @@ fn assert_joins_are_complete(a: &Analysis, dir: &Path, truth: &[Truth]) {
     let mut checked = 0;
     // orders: JSON lines with request_id; payments: logfmt with request_id=...
     for (file, extract) in [
-        ("orders/orders.log", Box::new(|l: &str| {
-            serde_json::from_str::<serde_json::Value>(l).ok()?["request_id"].as_str().map(str::to_string)
-        }) as Box<dyn Fn(&str) -> Option<String>>),
-        ("payments/payments.log", Box::new(|l: &str| {
-            l.split(' ').find_map(|kv| kv.strip_prefix("request_id=")).map(str::to_string)
-        })),
+        (
+            "orders/orders.log",
+            Box::new(|l: &str| {
+                serde_json::from_str::<serde_json::Value>(l).ok()?["request_id"]
+                    .as_str()
+                    .map(str::to_string)
+            }) as Box<dyn Fn(&str) -> Option<String>>,
+        ),
+        (
+            "payments/payments.log",
+            Box::new(|l: &str| {
+                l.split(' ')
+                    .find_map(|kv| kv.strip_prefix("request_id="))
+                    .map(str::to_string)
+            }),
+        ),
     ] {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         for (n, line) in text.lines().enumerate() {
@@ -109,7 +137,10 @@ fn assert_joins_are_complete(a: &Analysis, dir: &Path, truth: &[Truth]) {
             let req = request_of[rid.as_str()];
             let origin = format!("{}:{}", dir.join(file).display(), n + 1);
             assert!(
-                req.request.events.iter().any(|e| e.origin.as_ref().map(|o| o.to_string()) == Some(origin.clone())),
+                req.request
+                    .events
+                    .iter()
+                    .any(|e| e.origin.as_ref().map(|o| o.to_string()) == Some(origin.clone())),
                 "{origin} (request {rid}) is not in its request's timeline"
             );
             checked += 1;
@@ -127,15 +158,17 @@ fn assert_joins_are_complete(a: &Analysis, dir: &Path, truth: &[Truth]) {
                         .unwrap()
                         .iter()
                         .find(|a| a["key"] == "http.request.header.x-request-id")
-                        .and_then(|a| a["value"]["arrayValue"]["values"][0]["stringValue"].as_str());
-                    let Some(rid) = rid.filter(|r| ids.contains(r)) else { continue };
+                        .and_then(|a| {
+                            a["value"]["arrayValue"]["values"][0]["stringValue"].as_str()
+                        });
+                    let Some(rid) = rid.filter(|r| ids.contains(r)) else {
+                        continue;
+                    };
                     let span_id = span["spanId"].as_str().unwrap().to_lowercase();
                     let req = request_of[rid];
                     assert!(
-                        req.request
-                            .events
-                            .iter()
-                            .any(|e| e.source() == Source::Span && e.span_id.as_deref() == Some(&span_id)),
+                        req.request.events.iter().any(|e| e.source() == Source::Span
+                            && e.span_id.as_deref() == Some(&span_id)),
                         "span {span_id} (request {rid}) is not in its request's timeline"
                     );
                     checked += 1;
@@ -152,20 +185,34 @@ fn check_incident(dir: &Path, truth_path: &Path) {
     let a = analyze(&[dir]);
     assert_eq!(a.input_error_count(), 0, "{:?}", a.files);
     let share = agreement(&a, &truth);
-    eprintln!("agreement: {:.2}% of {} requests", share * 100.0, truth.len());
+    eprintln!(
+        "agreement: {:.2}% of {} requests",
+        share * 100.0,
+        truth.len()
+    );
     assert!(share >= 0.99, "agreement {share}");
-    assert_eq!(a.requests.len(), truth.len(), "one request per gateway line");
+    assert_eq!(
+        a.requests.len(),
+        truth.len(),
+        "one request per gateway line"
+    );
     assert_joins_are_complete(&a, dir, &truth);
     // Every failure label the incident injected is present.
     for label in ["auth", "routing", "quota", "transform", "upstream"] {
-        assert!(truth.iter().any(|t| t.label == label), "{label} not injected");
+        assert!(
+            truth.iter().any(|t| t.label == label),
+            "{label} not injected"
+        );
     }
 }
 
 #[test]
 fn the_bundled_incident_is_labelled_as_injected() {
     let root = repo();
-    check_incident(&root.join("sample-logs"), &root.join("tests/data/sample-truth.csv"));
+    check_incident(
+        &root.join("sample-logs"),
+        &root.join("tests/data/sample-truth.csv"),
+    );
 }
 
 /// Runs the generator afresh (real nginx, real OTel SDK) with another seed.
@@ -177,7 +224,9 @@ fn a_fresh_real_incident_with_another_seed_is_labelled_as_injected() {
             std::env::var_os("TRACEJOIN_REQUIRE_REALSTACK").is_none(),
             "TRACEJOIN_REALSTACK_PYTHON is not set but the real stack is required"
         );
-        eprintln!("skipped: run scripts/test (it installs nginx and the OTel SDK) to run the real stack");
+        eprintln!(
+            "skipped: run scripts/test (it installs nginx and the OTel SDK) to run the real stack"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -185,7 +234,14 @@ fn a_fresh_real_incident_with_another_seed_is_labelled_as_injected() {
     let truth = dir.path().join("truth.csv");
     let status = std::process::Command::new(python)
         .arg(repo().join("tests/realstack/generate.py"))
-        .args([out.to_str().unwrap(), truth.to_str().unwrap(), "--seed", "11", "--requests", "250"])
+        .args([
+            out.to_str().unwrap(),
+            truth.to_str().unwrap(),
+            "--seed",
+            "11",
+            "--requests",
+            "250",
+        ])
         .status()
         .expect("generator runs");
     assert!(status.success());

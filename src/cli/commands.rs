@@ -38,7 +38,11 @@ pub fn run(cli: Cli) -> Result<i32> {
                     writeln!(out, "{}", jsonl::request_json(l))?;
                 }
             } else {
-                write!(out, "{}", summary::render(&a, started.elapsed().as_secs_f64()))?;
+                write!(
+                    out,
+                    "{}",
+                    summary::render(&a, started.elapsed().as_secs_f64())
+                )?;
             }
             out.flush()?;
             Ok(exit_code(&a))
@@ -96,7 +100,11 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
                 let samples = if verbose { f.def.samples.len() } else { 1 };
                 for s in f.def.samples.iter().take(samples) {
-                    let line: String = s.line.chars().take(if verbose { 10_000 } else { 160 }).collect();
+                    let line: String = s
+                        .line
+                        .chars()
+                        .take(if verbose { 10_000 } else { 160 })
+                        .collect();
                     println!("{:<24} e.g. {}", "", terminal(&line));
                 }
             }
@@ -127,7 +135,11 @@ pub fn run(cli: Cli) -> Result<i32> {
                     n - failures.iter().filter(|f| f.example > 0).count(),
                     failures.len()
                 );
-                Ok(if failures.is_empty() { EXIT_OK } else { EXIT_INPUT_ERRORS })
+                Ok(if failures.is_empty() {
+                    EXIT_OK
+                } else {
+                    EXIT_INPUT_ERRORS
+                })
             }
         },
     }

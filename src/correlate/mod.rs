@@ -159,8 +159,7 @@ pub fn correlate(events: Vec<Event>) -> Correlation {
 /// Derives a request's summary fields from its events.
 pub fn build_request(mut events: Vec<Event>) -> Request {
     events.sort_by(|a, b| {
-        (a.ts.is_none(), a.ts, a.source())
-            .cmp(&(b.ts.is_none(), b.ts, b.source()))
+        (a.ts.is_none(), a.ts, a.source()).cmp(&(b.ts.is_none(), b.ts, b.source()))
     });
     let gateway_count = events
         .iter()
@@ -184,9 +183,14 @@ pub fn build_request(mut events: Vec<Event>) -> Request {
     let is_server = |e: &Event| e.span.as_ref().is_some_and(|s| s.kind == SpanKind::Server);
     let server_span = events
         .iter()
-        .position(|e| is_entry(e) && is_server(e) && gateway_path.is_some() && e.path.as_deref() == gateway_path)
+        .position(|e| {
+            is_entry(e)
+                && is_server(e)
+                && gateway_path.is_some()
+                && e.path.as_deref() == gateway_path
+        })
         .or_else(|| events.iter().position(|e| is_entry(e) && is_server(e)))
-        .or_else(|| events.iter().position(|e| is_entry(e)));
+        .or_else(|| events.iter().position(&is_entry));
     let mut flags = Vec::new();
     let has_other = events.iter().any(|e| e.source() != Source::Gateway);
     if gateway.is_some() && !has_other {
@@ -216,7 +220,11 @@ pub fn build_request(mut events: Vec<Event>) -> Request {
         flags.push(FLAG_ORPHAN_SPAN);
     }
 
-    let mut ids: Vec<String> = events.iter().flat_map(keys).filter(|k| !k.starts_with("span:")).collect();
+    let mut ids: Vec<String> = events
+        .iter()
+        .flat_map(keys)
+        .filter(|k| !k.starts_with("span:"))
+        .collect();
     ids.sort();
     ids.dedup();
 
@@ -245,12 +253,7 @@ pub fn build_request(mut events: Vec<Event>) -> Request {
         .or_else(|| {
             let end = events
                 .iter()
-                .filter_map(|e| {
-                    e.span
-                        .as_ref()
-                        .and_then(|s| s.end_ts)
-                        .or(e.ts)
-                })
+                .filter_map(|e| e.span.as_ref().and_then(|s| s.end_ts).or(e.ts))
                 .max()?;
             Some((end - start?) as f64 / 1e6)
         });
@@ -272,12 +275,10 @@ pub fn build_request(mut events: Vec<Event>) -> Request {
         host: pick(|e| e.host.as_ref()),
         path: pick(|e| e.path.as_ref()),
         // A span's route names the request only if it served the path the gateway saw.
-        route: g
-            .and_then(|e| e.route.clone())
-            .or_else(|| {
-                s.filter(|s| g.is_none_or(|g| g.path == s.path))
-                    .and_then(|e| e.route.clone())
-            }),
+        route: g.and_then(|e| e.route.clone()).or_else(|| {
+            s.filter(|s| g.is_none_or(|g| g.path == s.path))
+                .and_then(|e| e.route.clone())
+        }),
         consumer: pick(|e| e.consumer.as_ref()),
         status,
         start,

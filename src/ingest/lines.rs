@@ -80,6 +80,13 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
+impl<R> LineReader<R> {
+    /// Gives back the reader, positioned after the last line returned.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,7 +109,12 @@ mod tests {
     fn splits_lines_and_strips_crlf() {
         assert_eq!(
             lines(b"a\r\nbb\n\nccc", 100),
-            vec![Ok("a".into()), Ok("bb".into()), Ok("".into()), Ok("ccc".into())]
+            vec![
+                Ok("a".into()),
+                Ok("bb".into()),
+                Ok("".into()),
+                Ok("ccc".into())
+            ]
         );
     }
 
@@ -116,12 +128,5 @@ mod tests {
         assert_eq!(r.next_line(&mut buf).unwrap(), ReadLine::Line);
         assert_eq!(buf, b"after");
         assert_eq!(r.line_no(), 2);
-    }
-}
-
-impl<R> LineReader<R> {
-    /// Gives back the reader, positioned after the last line returned.
-    pub fn into_inner(self) -> R {
-        self.inner
     }
 }

@@ -6,13 +6,13 @@
 
 pub mod definition;
 pub mod fields;
+pub mod json;
 pub mod logfmt;
 pub mod nginx;
 pub mod otlp;
-pub mod json;
-pub mod time;
 mod registry;
 mod run;
+pub mod time;
 
 pub use registry::{Format, Registry};
 pub use run::{parse_input, FileReport, LineError};

@@ -23,7 +23,12 @@ const VARIABLES: &[(&str, &str, Option<&str>, Option<&str>)] = &[
     ("bytes_sent", "bytes_out", None, None),
     ("request_length", "bytes_in", None, None),
     ("request_time", "duration_ms", Some("s"), None),
-    ("upstream_response_time", "upstream_duration_ms", Some("s"), None),
+    (
+        "upstream_response_time",
+        "upstream_duration_ms",
+        Some("s"),
+        None,
+    ),
     ("upstream_status", "upstream_status", None, None),
     ("upstream_addr", "upstream_addr", None, None),
     ("request_id", "request_id", None, None),
@@ -171,7 +176,10 @@ mod tests {
         let c = re
             .captures("10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80 502, 504 : 200 abc")
             .unwrap();
-        assert_eq!(&c["upstream_addr"], "10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80");
+        assert_eq!(
+            &c["upstream_addr"],
+            "10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80"
+        );
         assert_eq!(&c["upstream_status"], "502, 504 : 200");
         assert_eq!(&c["req_id"], "abc");
     }

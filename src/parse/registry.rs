@@ -190,7 +190,11 @@ impl Format {
                 .iter()
                 .any(|a| pairs.iter().any(|(k, v)| k == a && !v.is_empty()));
             if !present {
-                return Err(format!("no field {} for format {}", alts.join("|"), self.name));
+                return Err(format!(
+                    "no field {} for format {}",
+                    alts.join("|"),
+                    self.name
+                ));
             }
         }
         Ok(())

@@ -79,7 +79,8 @@ pub fn detect<'a>(
     lines: &[(u64, String)],
     file: &Arc<str>,
 ) -> Option<&'a Arc<Format>> {
-    let mut best: Option<(&Arc<Format>, (usize, usize, i32))> = None;
+    type Score = (usize, usize, i32);
+    let mut best: Option<(&Arc<Format>, Score)> = None;
     for f in &registry.formats {
         let (ok, fields) = score(f, lines, file);
         if ok == 0 {
@@ -159,7 +160,11 @@ pub fn parse_input(
 
     // A pretty-printed JSON document (OTLP export) spans many lines.
     let first = head[0].1.trim();
-    if first == "{" || (first.starts_with('{') && serde_json::from_str::<serde_json::Value>(first).is_err() && forced.is_none_or(|f| f.is_otlp())) {
+    if first == "{"
+        || (first.starts_with('{')
+            && serde_json::from_str::<serde_json::Value>(first).is_err()
+            && forced.is_none_or(|f| f.is_otlp()))
+    {
         let mut doc: String = head.iter().map(|(_, l)| format!("{l}\n")).collect();
         if !eof {
             let mut rest = Vec::new();
@@ -229,7 +234,9 @@ pub fn parse_input(
                     report.lines += 1;
                     report.error(
                         lines.line_no(),
-                        format!("line of {n} bytes is longer than the {max_line}-byte limit; skipped"),
+                        format!(
+                            "line of {n} bytes is longer than the {max_line}-byte limit; skipped"
+                        ),
                     );
                 }
                 Ok(ReadLine::Eof) => break,

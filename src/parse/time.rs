@@ -120,10 +120,7 @@ mod tests {
             TimeFormat::Iso.parse("2023-11-14T22:13:20.123Z"),
             Some(want)
         );
-        assert_eq!(
-            TimeFormat::Iso.parse("2023-11-14 22:13:20,123"),
-            Some(want)
-        );
+        assert_eq!(TimeFormat::Iso.parse("2023-11-14 22:13:20,123"), Some(want));
         assert_eq!(
             TimeFormat::Iso.parse("2023-11-14T23:13:20.123+01:00"),
             Some(want)

@@ -27,9 +27,6 @@ mod tests {
     #[test]
     fn escape_sequences_are_neutralised() {
         assert_eq!(super::terminal("ok"), "ok");
-        assert_eq!(
-            super::terminal("\x1b[2Jpwned\r\n"),
-            "\\x1b[2Jpwned\\x0d\\n"
-        );
+        assert_eq!(super::terminal("\x1b[2Jpwned\r\n"), "\\x1b[2Jpwned\\x0d\\n");
     }
 }

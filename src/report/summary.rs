@@ -59,7 +59,11 @@ pub fn render(a: &Analysis, elapsed_s: f64) -> String {
         "tracejoin: {total} requests from {events} events ({lines} lines) in {} inputs, {elapsed_s:.2} s",
         a.files.len()
     );
-    let joined = a.requests.iter().filter(|l| l.request.events.len() > 1).count();
+    let joined = a
+        .requests
+        .iter()
+        .filter(|l| l.request.events.len() > 1)
+        .count();
     let _ = writeln!(
         o,
         "  joined: {joined} with several events · {} gateway only · {} without a gateway line · {} with orphan spans · {} events without any id",
@@ -69,7 +73,13 @@ pub fn render(a: &Analysis, elapsed_s: f64) -> String {
         a.unjoined
     );
     let failed: Vec<_> = a.requests.iter().filter(|l| l.request.failed).collect();
-    let pct = |n: usize, d: usize| if d == 0 { 0.0 } else { 100.0 * n as f64 / d as f64 };
+    let pct = |n: usize, d: usize| {
+        if d == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / d as f64
+        }
+    };
     let _ = writeln!(
         o,
         "\nfailed: {} of {total} ({:.1}%)",
@@ -93,7 +103,12 @@ pub fn render(a: &Analysis, elapsed_s: f64) -> String {
         let _ = writeln!(
             o,
             "      rules:     {}",
-            top(of_label.iter().map(|l| l.verdict.as_ref().map(|v| v.rule.clone())), 3)
+            top(
+                of_label
+                    .iter()
+                    .map(|l| l.verdict.as_ref().map(|v| v.rule.clone())),
+                3
+            )
         );
         let _ = writeln!(
             o,
@@ -101,9 +116,10 @@ pub fn render(a: &Analysis, elapsed_s: f64) -> String {
             top(
                 of_label.iter().map(|l| {
                     let r = &l.request;
-                    r.route.clone().or_else(|| r.path.clone()).map(|p| {
-                        format!("{} {p}", r.method.as_deref().unwrap_or("-"))
-                    })
+                    r.route
+                        .clone()
+                        .or_else(|| r.path.clone())
+                        .map(|p| format!("{} {p}", r.method.as_deref().unwrap_or("-")))
                 }),
                 3
             )
@@ -120,7 +136,10 @@ pub fn render(a: &Analysis, elapsed_s: f64) -> String {
         );
     }
     if !a.skew.is_empty() {
-        let _ = writeln!(o, "\nclock skew (entry span start − gateway request start, median):");
+        let _ = writeln!(
+            o,
+            "\nclock skew (entry span start − gateway request start, median):"
+        );
         for s in &a.skew {
             let _ = writeln!(
                 o,
@@ -145,7 +164,11 @@ pub fn render(a: &Analysis, elapsed_s: f64) -> String {
     }
     if !bad.is_empty() {
         let lines: u64 = bad.iter().map(|f| f.error_count).sum();
-        let _ = writeln!(o, "\nparse errors: {lines} in {} inputs (details on stderr)", bad.len());
+        let _ = writeln!(
+            o,
+            "\nparse errors: {lines} in {} inputs (details on stderr)",
+            bad.len()
+        );
     }
     if a.rule_errors > 0 {
         let _ = writeln!(
@@ -177,7 +200,11 @@ pub fn render_errors(a: &Analysis) -> String {
         }
         let more = f.error_count - f.errors.len() as u64;
         if more > 0 {
-            let _ = writeln!(o, "error: {}: … and {more} more lines with errors", terminal(&f.name));
+            let _ = writeln!(
+                o,
+                "error: {}: … and {more} more lines with errors",
+                terminal(&f.name)
+            );
         }
     }
     o

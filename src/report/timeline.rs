@@ -14,7 +14,9 @@ fn describe(e: &Event) -> String {
                 "{} {} → {}",
                 e.method.as_deref().unwrap_or("-"),
                 e.path.as_deref().unwrap_or("-"),
-                e.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+                e.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into())
             );
             if let Some(d) = e.duration_ms {
                 let _ = write!(s, " in {d:.1} ms");
@@ -81,7 +83,9 @@ pub fn render(l: &Labelled) -> String {
         r.method.as_deref().unwrap_or("-"),
         terminal(r.host.as_deref().unwrap_or("")),
         terminal(r.path.as_deref().unwrap_or("-")),
-        r.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        r.status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into()),
         if r.failed { "FAILED" } else { "ok" },
         r.service.as_deref().unwrap_or("-"),
         r.join(),
@@ -112,14 +116,10 @@ pub fn render(l: &Labelled) -> String {
         r.start.map(format_ts).unwrap_or_else(|| "-".into())
     );
     for e in &r.events {
-        let off = e
-            .ts
-            .map(|t| format!("{:+10.3} ms", (t - t0) as f64 / 1e6))
-            .unwrap_or_else(|| format!("{:>13}", "?"));
-        let who = e
-            .service
-            .clone()
-            .unwrap_or_else(|| e.format.to_string());
+        let off =
+            e.ts.map(|t| format!("{:+10.3} ms", (t - t0) as f64 / 1e6))
+                .unwrap_or_else(|| format!("{:>13}", "?"));
+        let who = e.service.clone().unwrap_or_else(|| e.format.to_string());
         let _ = writeln!(
             o,
             "  {off}  {:<8} {:<16} {}   ({})",
@@ -148,9 +148,10 @@ fn waterfall(r: &crate::correlate::Request, o: &mut String) {
         .events
         .iter()
         .filter_map(|e| e.span.as_ref().and_then(|s| s.end_ts).or(e.ts))
-        .chain(r.gateway_event().and_then(|g| {
-            Some(g.ts? + (g.duration_ms? * 1e6) as i64)
-        }))
+        .chain(
+            r.gateway_event()
+                .and_then(|g| Some(g.ts? + (g.duration_ms? * 1e6) as i64)),
+        )
         .max()
         .unwrap_or(start)
         .max(start + 1);
@@ -160,7 +161,10 @@ fn waterfall(r: &crate::correlate::Request, o: &mut String) {
         let mut d = 0;
         let mut cur = e.parent_span_id.clone();
         while let Some(p) = cur {
-            match spans.iter().find(|s| s.span_id.as_deref() == Some(p.as_str())) {
+            match spans
+                .iter()
+                .find(|s| s.span_id.as_deref() == Some(p.as_str()))
+            {
                 Some(parent) if d < 16 => {
                     d += 1;
                     cur = parent.parent_span_id.clone();
@@ -189,7 +193,11 @@ fn waterfall(r: &crate::correlate::Request, o: &mut String) {
         let t = s.ts.unwrap_or(start);
         let e = sp.and_then(|x| x.end_ts).unwrap_or(t);
         let (a, b) = (col(t), col(e).max(col(t) + 1));
-        let mark = if sp.is_some_and(|x| x.status_code == "error") { "✗" } else { " " };
+        let mark = if sp.is_some_and(|x| x.status_code == "error") {
+            "✗"
+        } else {
+            " "
+        };
         let name = format!(
             "{}{} {}",
             "  ".repeat(depth(s)),

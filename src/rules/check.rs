@@ -55,7 +55,11 @@ fn to_event(x: &ExampleEvent, i: usize) -> Event {
             item: None,
         }),
         service: x.service.clone(),
-        request_id: Some(x.request_id.clone().unwrap_or_else(|| "example-request".into())),
+        request_id: Some(
+            x.request_id
+                .clone()
+                .unwrap_or_else(|| "example-request".into()),
+        ),
         trace_id: x.trace_id.clone(),
         span_id: x.span_id.clone(),
         parent_span_id: x.parent_span_id.clone(),
@@ -87,7 +91,12 @@ pub fn check_examples(engine: &Engine) -> (usize, Vec<ExampleFailure>) {
         }
         for (n, ex) in rule.def.examples.iter().enumerate() {
             run += 1;
-            let events = ex.events.iter().enumerate().map(|(i, e)| to_event(e, i)).collect();
+            let events = ex
+                .events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| to_event(e, i))
+                .collect();
             let req = build_request(events);
             let verdict = engine.evaluate(&ev, &req);
             let got = verdict.as_ref().map(|v| v.label.as_str()).unwrap_or("none");
@@ -114,7 +123,9 @@ pub fn check_examples(engine: &Engine) -> (usize, Vec<ExampleFailure>) {
                     )));
                 }
                 if !decides && v.rule == rule.def.name {
-                    failures.push(fail("this rule decided, but the example says it must not".into()));
+                    failures.push(fail(
+                        "this rule decided, but the example says it must not".into(),
+                    ));
                 }
             }
         }

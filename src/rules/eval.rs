@@ -37,7 +37,8 @@ impl Engine {
     pub fn load(user_dir: Option<&Path>) -> Result<Engine> {
         let mut packs: Vec<(String, Pack)> = Vec::new();
         for (file, text) in crate::parse::embedded::RULES {
-            let pack: Pack = toml::from_str(text).with_context(|| format!("built-in rules/{file}"))?;
+            let pack: Pack =
+                toml::from_str(text).with_context(|| format!("built-in rules/{file}"))?;
             packs.push(("built-in".into(), pack));
         }
         if let Some(dir) = user_dir {
@@ -80,7 +81,10 @@ impl Engine {
                     src.as_deref()
                         .map(|s| {
                             env.compile(s).map_err(|e| {
-                                anyhow!("{origin}: rule {:?}: {what} does not compile: {e}", def.name)
+                                anyhow!(
+                                    "{origin}: rule {:?}: {what} does not compile: {e}",
+                                    def.name
+                                )
                             })
                         })
                         .transpose()
@@ -103,12 +107,16 @@ impl Engine {
             for src in [&r.def.when, &r.def.evidence].into_iter().flatten() {
                 for c in like_re.captures_iter(src) {
                     if !patterns.contains_key(&c[1]) {
-                        bail!("rule {:?} uses pattern {:?}, which no pack defines", r.def.name, &c[1]);
+                        bail!(
+                            "rule {:?} uses pattern {:?}, which no pack defines",
+                            r.def.name,
+                            &c[1]
+                        );
                     }
                 }
             }
         }
-        rules.sort_by(|a, b| b.def.priority.cmp(&a.def.priority));
+        rules.sort_by_key(|r| std::cmp::Reverse(r.def.priority));
         Ok(Engine {
             env,
             rules,
@@ -149,11 +157,15 @@ impl Engine {
         scope.add_variable_from_value("request", request_value(req));
         scope.add_variable_from_value(
             "gateway",
-            req.gateway_event().map(event_value).unwrap_or_else(empty_event),
+            req.gateway_event()
+                .map(event_value)
+                .unwrap_or_else(empty_event),
         );
         scope.add_variable_from_value(
             "server_span",
-            req.server_span_event().map(event_value).unwrap_or_else(empty_event),
+            req.server_span_event()
+                .map(event_value)
+                .unwrap_or_else(empty_event),
         );
         scope.add_variable_from_value("events", Value::List(Arc::new(events.clone())));
 
@@ -172,7 +184,11 @@ impl Engine {
                     Ok(Value::Bool(true)) => {}
                     Ok(Value::Bool(false)) => continue,
                     Ok(other) => {
-                        self.record_error(&rule.def.name, "when", format!("gave {other:?}, not a bool"));
+                        self.record_error(
+                            &rule.def.name,
+                            "when",
+                            format!("gave {other:?}, not a bool"),
+                        );
                         continue;
                     }
                     Err(e) => {
@@ -240,7 +256,10 @@ impl Engine {
                 if !matched.contains(&i) && Some(i) != req.gateway {
                     evidence.push(evidence_of(
                         &req.events[i],
-                        Some(format!("also suggests {} (rule {}), outranked", other.def.label, other.def.name)),
+                        Some(format!(
+                            "also suggests {} (rule {}), outranked",
+                            other.def.label, other.def.name
+                        )),
                     ));
                 }
             }
@@ -296,7 +315,9 @@ pub fn evidence_of(e: &Event, note: Option<String>) -> Evidence {
         Source::Gateway => {
             let mut parts = vec![format!(
                 "status {}",
-                e.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+                e.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into())
             )];
             parts.push(format!(
                 "upstream_status {}",
@@ -338,7 +359,10 @@ pub fn evidence_of(e: &Event, note: Option<String>) -> Evidence {
         ),
     };
     if detail.len() > 300 {
-        let cut = (0..=300).rev().find(|i| detail.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=300)
+            .rev()
+            .find(|i| detail.is_char_boundary(*i))
+            .unwrap_or(0);
         detail.truncate(cut);
         detail.push('…');
     }
@@ -430,7 +454,14 @@ pub fn event_value(e: &Event) -> Value {
         .map(|(k, v)| (k.clone(), Value::from(v.clone())))
         .collect();
     map(vec![
-        ("source", Value::from(if e.source.is_some() { e.source().as_str() } else { "" })),
+        (
+            "source",
+            Value::from(if e.source.is_some() {
+                e.source().as_str()
+            } else {
+                ""
+            }),
+        ),
         ("format", Value::from(e.format.to_string())),
         ("service", s(&e.service)),
         ("request_id", s(&e.request_id)),
@@ -445,15 +476,27 @@ pub fn event_value(e: &Event) -> Value {
         ("upstream_status", s(&e.upstream_status)),
         ("upstream_addr", s(&e.upstream_addr)),
         ("duration_ms", Value::Float(e.duration_ms.unwrap_or(0.0))),
-        ("upstream_duration_ms", Value::Float(e.upstream_duration_ms.unwrap_or(0.0))),
+        (
+            "upstream_duration_ms",
+            Value::Float(e.upstream_duration_ms.unwrap_or(0.0)),
+        ),
         ("client_ip", s(&e.client_ip)),
         ("consumer", s(&e.consumer)),
         ("level", s(&e.level)),
         ("message", s(&e.message)),
         ("gateway_error", s(&e.gateway_error)),
-        ("span_name", Value::from(sp.map(|s| s.name.clone()).unwrap_or_default())),
-        ("span_kind", Value::from(sp.map(|s| s.kind.as_str()).unwrap_or(""))),
-        ("span_status", Value::from(sp.map(|s| s.status_code).unwrap_or(""))),
+        (
+            "span_name",
+            Value::from(sp.map(|s| s.name.clone()).unwrap_or_default()),
+        ),
+        (
+            "span_kind",
+            Value::from(sp.map(|s| s.kind.as_str()).unwrap_or("")),
+        ),
+        (
+            "span_status",
+            Value::from(sp.map(|s| s.status_code).unwrap_or("")),
+        ),
         ("exception", Value::from(exception)),
         ("attributes", Value::from(attrs)),
     ])
@@ -471,7 +514,13 @@ fn request_value(r: &Request) -> Value {
         ("service", s(&r.service)),
         ("consumer", s(&r.consumer)),
         ("duration_ms", Value::Float(r.duration_ms.unwrap_or(0.0))),
-        ("flags", list(r.flags.iter().map(|f| f.to_string()).collect())),
-        ("sources", list(r.sources().iter().map(|s| s.to_string()).collect())),
+        (
+            "flags",
+            list(r.flags.iter().map(|f| f.to_string()).collect()),
+        ),
+        (
+            "sources",
+            list(r.sources().iter().map(|s| s.to_string()).collect()),
+        ),
     ])
 }

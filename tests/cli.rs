@@ -1,0 +1,212 @@
+//! The command-line contract of DESIGN.md: `--json` lines, `timeline`,
+//! `rules list|check`, user rule packs, exit codes.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn json_lines(args: &[&str]) -> Vec<Value> {
+    let out = tracejoin(args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+#[test]
+fn json_lines_follow_the_contract() {
+    let lines = json_lines(&["analyze", "--json", "sample-logs"]);
+    assert_eq!(lines.len(), 300);
+    for key in [
+        "request_id",
+        "trace_id",
+        "ids",
+        "start",
+        "duration_ms",
+        "method",
+        "host",
+        "path",
+        "route",
+        "status",
+        "failed",
+        "label",
+        "rule",
+        "explanation",
+        "evidence",
+        "sources",
+        "events",
+        "join",
+        "service",
+    ] {
+        assert!(lines[0].get(key).is_some(), "missing {key}");
+    }
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["failed"] == true).collect();
+    assert!(!failed.is_empty());
+    for l in &failed {
+        assert!(l["label"].is_string() && l["rule"].is_string() && l["explanation"].is_string());
+        let ev = l["evidence"].as_array().unwrap();
+        assert!(!ev.is_empty(), "{l}");
+        // Evidence points back at a file and line that exist.
+        let origin = ev[0]["origin"].as_str().unwrap();
+        let (file, line) = origin.split('#').next().unwrap().rsplit_once(':').unwrap();
+        let n: usize = line.parse().unwrap();
+        let text = std::fs::read_to_string(repo().join(file)).unwrap();
+        assert!(text.lines().count() >= n, "{origin}");
+    }
+    for l in lines.iter().filter(|l| l["failed"] == false) {
+        assert!(l["label"].is_null() && l["rule"].is_null());
+    }
+    let only = json_lines(&["analyze", "--json", "--failures-only", "sample-logs"]);
+    assert_eq!(only.len(), failed.len());
+}
+
+#[test]
+fn a_backend_500_is_joined_and_explained_by_its_dependency() {
+    let lines = json_lines(&["analyze", "--json", "--failures-only", "sample-logs"]);
+    let l = lines
+        .iter()
+        .find(|l| l["status"] == 500 && l["path"] == "/v1/payments")
+        .expect("the incident has a payments 500");
+    assert_eq!(l["label"], "upstream");
+    assert_eq!(l["rule"], "backend-dependency-failure");
+    assert_eq!(l["join"], "exact");
+    let sources: Vec<&str> = l["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["gateway", "backend", "span", "otel_log"]);
+    assert!(
+        l["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("bank-api timed out"),
+        "{l}"
+    );
+}
+
+#[test]
+fn timeline_finds_a_request_by_any_of_its_ids() {
+    let lines = json_lines(&["analyze", "--json", "--failures-only", "sample-logs"]);
+    let l = lines
+        .iter()
+        .find(|l| l["rule"] == "backend-auth-denied" && !l["trace_id"].is_null())
+        .unwrap();
+    let rid = l["request_id"].as_str().unwrap();
+    let trace = l["trace_id"].as_str().unwrap().to_uppercase();
+    for id in [rid, trace.as_str()] {
+        let out = tracejoin(&["timeline", id, "sample-logs"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.starts_with(&format!("request {rid}")), "{text}");
+        assert!(
+            text.contains("verdict: auth (rule backend-auth-denied)"),
+            "{text}"
+        );
+        assert!(text.contains("+0.000 ms  gateway"), "{text}");
+        assert!(text.contains("spans:"), "{text}");
+    }
+    let out = tracejoin(&["timeline", "no-such-id", "sample-logs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no request has the id"));
+}
+
+#[test]
+fn the_builtin_rules_check_and_list() {
+    let out = tracejoin(&["rules", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(" 0 failed"), "{}", stdout(&out));
+    let out = tracejoin(&["rules", "list"]);
+    let text = stdout(&out);
+    for label in ["auth", "routing", "quota", "transform", "upstream"] {
+        assert!(text.contains(label));
+    }
+}
+
+#[test]
+fn a_user_rule_pack_adds_rules_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("site.toml"),
+        r#"
+[patterns]
+typo = '^/v1/ordrs'
+
+[[rule]]
+name = "known-client-typo"
+label = "routing"
+priority = 99
+when = "like(request.path, 'typo')"
+explain = "the mobile app 3.2 typo: {{request.path}}"
+
+[[rule.example]]
+label = "routing"
+event = [{ source = "gateway", status = 404, path = "/v1/ordrs" }]
+"#,
+    )
+    .unwrap();
+    let rules = dir.path().to_str().unwrap();
+    let out = tracejoin(&["rules", "check", "--rules", rules]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&[
+        "analyze",
+        "--json",
+        "--failures-only",
+        "--rules",
+        rules,
+        "sample-logs",
+    ]);
+    let typo: Vec<_> = lines.iter().filter(|l| l["path"] == "/v1/ordrs").collect();
+    assert!(!typo.is_empty());
+    assert!(typo.iter().all(|l| l["rule"] == "known-client-typo"));
+
+    std::fs::write(
+        dir.path().join("site.toml"),
+        "[[rule]]\nname = \"broken\"\nlabel = \"auth\"\npriority = 1\nwhen = \"request.status ==\"\nexplain = \"x\"\n",
+    )
+    .unwrap();
+    let out = tracejoin(&["analyze", "--rules", rules, "sample-logs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("rule \"broken\": when does not compile"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_summary_counts_what_the_json_says() {
+    let lines = json_lines(&["analyze", "--json", "sample-logs"]);
+    let out = tracejoin(&["analyze", "sample-logs"]);
+    assert!(out.status.success());
+    let summary = stdout(&out);
+    let failed = lines.iter().filter(|l| l["failed"] == true).count();
+    assert!(
+        summary.contains(&format!("failed: {failed} of 300")),
+        "{summary}"
+    );
+    for label in ["auth", "routing", "quota", "transform", "upstream"] {
+        let n = lines.iter().filter(|l| l["label"] == label).count();
+        let row = summary
+            .lines()
+            .find(|r| r.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} row in {summary}"));
+        let count: usize = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert_eq!(count, n, "{label}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(tracejoin(&["analyze"]).status.code(), Some(2));
+    assert_eq!(tracejoin(&["bogus"]).status.code(), Some(2));
+    assert_eq!(
+        tracejoin(&["analyze", "--since", "yesterday", "sample-logs"])
+            .status
+            .code(),
+        Some(2)
+    );
+}

@@ -1,14 +1,25 @@
-//! A batch run: inputs → parsed events → requests → verdicts. The same steps
-//! `analyze` and `timeline` use; printing is left to [`crate::report`].
+//! A batch run: inputs → parsed events → windowed correlation → verdicts,
+//! streamed to a sink. `analyze` and `timeline` use it; printing is left to
+//! [`crate::report`].
+//!
+//! Inputs are read in event-time order (always the input that is furthest
+//! behind), each in chunks parsed in parallel; a request is labelled and handed
+//! to the sink as soon as every input has moved past its idle window.
 
-use crate::correlate::{correlate, estimate_skew, Request, Skew};
+use crate::correlate::{Correlator, Request, Skew, SkewEstimator, WindowStats};
 use crate::ingest::{expand_inputs, Input, DEFAULT_MAX_LINE};
-use crate::parse::{parse_input, FileReport, Format, Registry};
+use crate::parse::{parse_chunk, FileReport, Format, InputStream, LineError, Registry};
 use crate::rules::{Engine, Verdict};
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Bytes of lines per parse task.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Default idle window: a request with no new event for this long (event
+/// time, across all inputs) is complete.
+pub const DEFAULT_WINDOW_MS: u64 = 60_000;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -18,6 +29,7 @@ pub struct Options {
     pub since: Option<i64>,
     pub until: Option<i64>,
     pub max_line: Option<usize>,
+    pub window_ms: Option<u64>,
 }
 
 /// A request with its verdict (`None` when it did not fail).
@@ -27,31 +39,58 @@ pub struct Labelled {
     pub verdict: Option<Verdict>,
 }
 
-pub struct Analysis {
-    pub requests: Vec<Labelled>,
+/// Everything about a run except the requests themselves.
+#[derive(Debug, Default)]
+pub struct RunInfo {
     pub files: Vec<FileReport>,
-    /// Events with no id at all that were not gateway lines.
-    pub unjoined: usize,
+    pub window: WindowStats,
     pub skew: Vec<Skew>,
     pub rule_errors: u64,
     pub first_rule_error: Option<String>,
 }
 
-impl Analysis {
+impl RunInfo {
     pub fn input_error_count(&self) -> u64 {
         self.files.iter().map(|f| f.error_count).sum()
     }
 }
 
+/// A whole run collected in memory (tests, small inputs).
+pub struct Analysis {
+    pub requests: Vec<Labelled>,
+    pub info: RunInfo,
+}
+
+impl Analysis {
+    pub fn input_error_count(&self) -> u64 {
+        self.info.input_error_count()
+    }
+    pub fn files(&self) -> &[FileReport] {
+        &self.info.files
+    }
+}
+
 pub fn run(opts: &Options, registry: &Registry, engine: &Engine) -> Result<Analysis> {
+    let mut requests = Vec::new();
+    let info = run_with(opts, registry, engine, &mut |l| requests.push(l))?;
+    requests.sort_by_key(|l: &Labelled| l.request.start);
+    Ok(Analysis { requests, info })
+}
+
+pub fn run_with(
+    opts: &Options,
+    registry: &Registry,
+    engine: &Engine,
+    sink: &mut dyn FnMut(Labelled),
+) -> Result<RunInfo> {
     let (inputs, missing) = expand_inputs(&opts.paths);
-    let mut forced: Vec<(Input, Option<Arc<Format>>)> = Vec::new();
+    let mut jobs: Vec<(Input, Option<Arc<Format>>)> = Vec::new();
     for input in inputs {
         let over = opts
             .formats
             .iter()
-            .find(|(p, _)| Arc::from(p.display().to_string()) == input.name);
-        let f = match over {
+            .find(|(p, _)| *p.display().to_string() == *input.name);
+        let forced = match over {
             Some((_, name)) => match registry.get(name) {
                 Some(f) => Some(f.clone()),
                 None => {
@@ -60,55 +99,96 @@ pub fn run(opts: &Options, registry: &Registry, engine: &Engine) -> Result<Analy
             },
             None => None,
         };
-        forced.push((input, f));
+        jobs.push((input, forced));
     }
     let max_line = opts.max_line.unwrap_or(DEFAULT_MAX_LINE);
-    let parsed: Vec<_> = forced
+    let mut streams: Vec<InputStream> = jobs
         .par_iter()
-        .map(|(input, f)| parse_input(input, registry, f.as_ref(), max_line))
+        .map(|(input, f)| InputStream::open(input, registry, f.as_ref(), max_line))
         .collect();
-    let mut files = Vec::with_capacity(parsed.len() + missing.len());
-    for (path, err) in missing {
-        files.push(FileReport {
+
+    let mut corr = Correlator::new(opts.window_ms.unwrap_or(DEFAULT_WINDOW_MS));
+    let mut skew = SkewEstimator::default();
+    let mut closed: Vec<Request> = Vec::new();
+    let tasks = rayon::current_num_threads() * 2;
+    let mut flush = |closed: &mut Vec<Request>, skew: &mut SkewEstimator| {
+        if closed.is_empty() {
+            return;
+        }
+        closed.retain(|r| {
+            let t = r.start.unwrap_or(0);
+            opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t < u)
+        });
+        for r in closed.iter() {
+            skew.add(r);
+        }
+        let labelled: Vec<Labelled> = closed
+            .par_drain(..)
+            .map_init(
+                || engine.evaluator(),
+                |ev, request| {
+                    let verdict = engine.evaluate(ev, &request);
+                    Labelled { request, verdict }
+                },
+            )
+            .collect();
+        for l in labelled {
+            sink(l);
+        }
+    };
+
+    loop {
+        // The input that is furthest behind in event time goes next.
+        let next = streams
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.is_done())
+            .min_by_key(|(_, s)| s.high_ts.unwrap_or(i64::MIN))
+            .map(|(i, _)| i);
+        let Some(i) = next else { break };
+        let s = &mut streams[i];
+        let chunks: Vec<_> = (0..tasks)
+            .map_while(|_| s.read_chunk(CHUNK_BYTES))
+            .collect();
+        let mut parsed: Vec<_> = chunks.par_iter().map(parse_chunk).collect();
+        for p in &mut parsed {
+            s.absorb(p);
+            for ev in p.events.drain(..) {
+                if let Some(t) = ev.ts {
+                    s.high_ts = Some(s.high_ts.map_or(t, |h| h.max(t)));
+                }
+                corr.push(ev, s.high_ts.unwrap_or(0));
+            }
+        }
+        let watermark = streams
+            .iter()
+            .filter(|s| !s.is_done())
+            .map(|s| s.high_ts.unwrap_or(i64::MIN))
+            .min()
+            .unwrap_or(i64::MAX);
+        corr.close_idle(watermark, &mut closed);
+        flush(&mut closed, &mut skew);
+    }
+    corr.close_all(&mut closed);
+    flush(&mut closed, &mut skew);
+
+    let mut files: Vec<FileReport> = missing
+        .into_iter()
+        .map(|(path, err)| FileReport {
             name: Arc::from(path),
             error_count: 1,
-            errors: vec![crate::parse::LineError {
+            errors: vec![LineError {
                 line: 0,
                 reason: err,
             }],
             ..Default::default()
-        });
-    }
-    let mut events = Vec::new();
-    for (report, evs) in parsed {
-        files.push(report);
-        events.extend(evs);
-    }
-    let corr = correlate(events);
-    let mut requests: Vec<Request> = corr.requests;
-    if opts.since.is_some() || opts.until.is_some() {
-        requests.retain(|r| {
-            let t = r.start.unwrap_or(0);
-            opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t < u)
-        });
-    }
-    requests.sort_by_key(|r| r.start);
-    let skew = estimate_skew(&requests);
-    let labelled: Vec<Labelled> = requests
-        .into_par_iter()
-        .map_init(
-            || engine.evaluator(),
-            |ev, request| {
-                let verdict = engine.evaluate(ev, &request);
-                Labelled { request, verdict }
-            },
-        )
+        })
         .collect();
-    Ok(Analysis {
-        requests: labelled,
+    files.extend(streams.into_iter().map(|s| s.report));
+    Ok(RunInfo {
         files,
-        unjoined: corr.unjoined.len(),
-        skew,
+        window: corr.stats,
+        skew: skew.finish(),
         rule_errors: engine.errors.load(std::sync::atomic::Ordering::Relaxed),
         first_rule_error: engine.first_error.lock().ok().and_then(|g| g.clone()),
     })

@@ -55,12 +55,12 @@ fn truncated_gzip_keeps_what_was_read_and_says_where_it_stopped() {
     std::fs::write(&full, &gz).unwrap();
     let a = analyze(&[&full]);
     assert_eq!(a.input_error_count(), 0);
-    assert_eq!(a.files[0].events, 2000);
+    assert_eq!(a.info.files[0].events, 2000);
 
     let cut = dir.path().join("cut.log.gz");
     std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
     let a = analyze(&[&cut]);
-    let f = &a.files[0];
+    let f = &a.info.files[0];
     assert_eq!(f.error_count, 1, "{:?}", f.errors);
     assert!(f.errors[0].reason.contains("read error"), "{:?}", f.errors);
     assert!(
@@ -101,7 +101,7 @@ fn a_10_mb_line_is_skipped_and_counted() {
     let p = dir.path().join("access.log");
     write(&p, &(lines.join("\n") + "\n"));
     let a = analyze(&[&p]);
-    let f = &a.files[0];
+    let f = &a.info.files[0];
     assert_eq!(f.events, 50);
     assert_eq!(f.error_count, 1);
     assert_eq!(f.errors[0].line, 4);
@@ -123,7 +123,7 @@ fn malformed_otlp_lines_are_errors_and_the_good_batches_survive() {
     let p = dir.path().join("traces.jsonl");
     write(&p, &(lines.join("\n") + "\n"));
     let a = analyze(&[&p]);
-    let f = &a.files[0];
+    let f = &a.info.files[0];
     assert_eq!(f.format.as_deref(), Some("otlp_traces"));
     assert_eq!(f.error_count, 2, "{:?}", f.errors);
     assert_eq!(f.errors[0].line, 2);

@@ -38,7 +38,8 @@ fn files_written_by_real_software_are_detected_as_their_format() {
         &root.join("tests/data/vendor"),
     ]);
     let format_of = |suffix: &str| {
-        a.files
+        a.info
+            .files
             .iter()
             .find(|f| f.name.ends_with(suffix))
             .and_then(|f| f.format.as_deref().map(str::to_string))
@@ -56,7 +57,7 @@ fn files_written_by_real_software_are_detected_as_their_format() {
     assert_eq!(format_of("real/nginx-json.log"), "nginx_json");
     assert_eq!(format_of("vendor/otlp-trace.json"), "otlp_traces");
     assert_eq!(format_of("vendor/otlp-logs.json"), "otlp_logs");
-    assert_eq!(a.input_error_count(), 0, "{:?}", a.files);
+    assert_eq!(a.input_error_count(), 0, "{:?}", a.info.files);
 }
 
 #[test]

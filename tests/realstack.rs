@@ -183,7 +183,7 @@ fn check_incident(dir: &Path, truth_path: &Path) {
     let truth = read_truth(truth_path);
     assert!(truth.len() >= 100, "truth has {} requests", truth.len());
     let a = analyze(&[dir]);
-    assert_eq!(a.input_error_count(), 0, "{:?}", a.files);
+    assert_eq!(a.input_error_count(), 0, "{:?}", a.info.files);
     let share = agreement(&a, &truth);
     eprintln!(
         "agreement: {:.2}% of {} requests",

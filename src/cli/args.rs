@@ -24,6 +24,28 @@ pub struct Sources {
     /// Lines longer than this many bytes are reported and skipped.
     #[arg(long, value_name = "BYTES")]
     pub max_line: Option<usize>,
+    /// A request is complete when no event joined it for this long (event
+    /// time): `500ms`, `60s`, `5m`. Raise it when clocks are far apart.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration_ms)]
+    pub window: u64,
+}
+
+fn parse_duration_ms(s: &str) -> Result<u64, String> {
+    let (num, factor) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1_000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000)
+    } else {
+        return Err(format!("{s:?}: give a unit, e.g. 500ms, 60s, 5m, 1h"));
+    };
+    num.trim()
+        .parse::<u64>()
+        .map(|n| n * factor)
+        .map_err(|_| format!("{s:?} is not a duration"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,10 +1,11 @@
 use super::args::{Cli, Command, RulesAction, Sources};
 use super::{EXIT_FATAL, EXIT_INPUT_ERRORS, EXIT_OK};
-use crate::analysis::{self, Analysis, Options};
+use crate::analysis::{self, Labelled, Options, RunInfo};
 use crate::correlate::ids;
 use crate::parse::time::TimeFormat;
 use crate::parse::Registry;
-use crate::report::{escape::terminal, jsonl, summary, timeline};
+use crate::report::summary::{self, Summary};
+use crate::report::{escape::terminal, jsonl, timeline};
 use crate::rules::{check_examples, Engine};
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
@@ -26,26 +27,33 @@ pub fn run(cli: Cli) -> Result<i32> {
             opts.since = since.as_deref().map(parse_time).transpose()?;
             opts.until = until.as_deref().map(parse_time).transpose()?;
             let (registry, engine) = load(&sources)?;
-            let a = analysis::run(&opts, &registry, &engine)?;
-            eprint!("{}", summary::render_errors(&a));
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            if json {
-                for l in a
-                    .requests
-                    .iter()
-                    .filter(|l| !failures_only || l.request.failed)
-                {
-                    writeln!(out, "{}", jsonl::request_json(l))?;
+            let mut summary = Summary::default();
+            let mut write_error: Option<std::io::Error> = None;
+            let info = analysis::run_with(&opts, &registry, &engine, &mut |l| {
+                if json {
+                    if (!failures_only || l.request.failed) && write_error.is_none() {
+                        if let Err(e) = writeln!(out, "{}", jsonl::request_json(&l)) {
+                            write_error = Some(e);
+                        }
+                    }
+                } else {
+                    summary.add(&l);
                 }
-            } else {
+            })?;
+            eprint!("{}", summary::render_errors(&info.files));
+            if let Some(e) = write_error {
+                return Err(e).context("cannot write to stdout");
+            }
+            if !json {
                 write!(
                     out,
                     "{}",
-                    summary::render(&a, started.elapsed().as_secs_f64())
+                    summary.render(&info, started.elapsed().as_secs_f64())
                 )?;
             }
             out.flush()?;
-            Ok(exit_code(&a))
+            Ok(exit_code(&info))
         }
         Command::Timeline {
             id,
@@ -55,30 +63,32 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => {
             let opts = options(paths, &sources)?;
             let (registry, engine) = load(&sources)?;
-            let a = analysis::run(&opts, &registry, &engine)?;
-            eprint!("{}", summary::render_errors(&a));
             let wanted: Vec<String> = [ids::normalize(&id), ids::normalize_trace(&id)]
                 .into_iter()
                 .flatten()
                 .collect();
-            let found = a
-                .requests
-                .iter()
-                .find(|l| l.request.ids.iter().any(|i| wanted.contains(i)));
+            let mut found: Option<Labelled> = None;
+            let mut searched = 0usize;
+            let info = analysis::run_with(&opts, &registry, &engine, &mut |l| {
+                searched += 1;
+                if found.is_none() && l.request.ids.iter().any(|i| wanted.contains(i)) {
+                    found = Some(l);
+                }
+            })?;
+            eprint!("{}", summary::render_errors(&info.files));
             match found {
                 Some(l) => {
                     if json {
-                        println!("{}", jsonl::request_json(l));
+                        println!("{}", jsonl::request_json(&l));
                     } else {
-                        print!("{}", timeline::render(l));
+                        print!("{}", timeline::render(&l));
                     }
-                    Ok(exit_code(&a))
+                    Ok(exit_code(&info))
                 }
                 None => {
                     eprintln!(
-                        "tracejoin: no request has the id {:?} ({} requests searched)",
+                        "tracejoin: no request has the id {:?} ({searched} requests searched)",
                         terminal(&id),
-                        a.requests.len()
                     );
                     Ok(EXIT_FATAL)
                 }
@@ -166,6 +176,7 @@ fn options(paths: Vec<PathBuf>, sources: &Sources) -> Result<Options> {
         paths,
         formats,
         max_line: sources.max_line,
+        window_ms: Some(sources.window),
         ..Default::default()
     })
 }
@@ -176,8 +187,8 @@ fn parse_time(s: &str) -> Result<i64> {
         .with_context(|| format!("{s:?} is not a time (use RFC 3339, e.g. 2026-11-24T10:00:00Z)"))
 }
 
-fn exit_code(a: &Analysis) -> i32 {
-    if a.input_error_count() > 0 {
+fn exit_code(info: &RunInfo) -> i32 {
+    if info.input_error_count() > 0 {
         EXIT_INPUT_ERRORS
     } else {
         EXIT_OK

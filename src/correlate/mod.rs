@@ -1,15 +1,17 @@
 //! The correlator: a key graph over every identifier events carry; events that
-//! share any key fall into one request (connected components, union-find).
+//! share any key fall into one request (connected components), closed after an
+//! idle window so memory stays bounded.
 //!
 //! Knows no formats, rules or I/O: events in, request timelines out.
 
 pub mod ids;
 mod skew;
+mod window;
 
-pub use skew::{estimate_skew, Skew};
+pub use skew::{Skew, SkewEstimator};
+pub use window::{Correlator, WindowStats};
 
 use crate::event::{Event, Source, SpanKind};
-use std::collections::HashMap;
 
 /// Why a request's timeline may be incomplete; flagged, never dropped.
 pub const FLAG_GATEWAY_ONLY: &str = "gateway_only";
@@ -65,27 +67,6 @@ impl Request {
     }
 }
 
-struct UnionFind(Vec<u32>);
-
-impl UnionFind {
-    fn find(&mut self, mut x: u32) -> u32 {
-        while self.0[x as usize] != x {
-            let p = self.0[x as usize];
-            self.0[x as usize] = self.0[p as usize];
-            x = p;
-        }
-        x
-    }
-    fn union(&mut self, a: u32, b: u32) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra != rb {
-            // Keep the smaller index as root: components stay in input order.
-            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-            self.0[hi as usize] = lo;
-        }
-    }
-}
-
 /// The keys an event contributes to the graph.
 pub fn keys(ev: &Event) -> Vec<String> {
     let mut k = Vec::with_capacity(4);
@@ -111,49 +92,6 @@ pub fn keys(ev: &Event) -> Vec<String> {
     k.sort();
     k.dedup();
     k
-}
-
-/// Result of correlation: requests, and events that carried no id at all and
-/// were not gateway lines (startup messages and the like), counted.
-pub struct Correlation {
-    pub requests: Vec<Request>,
-    pub unjoined: Vec<Event>,
-}
-
-pub fn correlate(events: Vec<Event>) -> Correlation {
-    let n = events.len();
-    let mut uf = UnionFind((0..n as u32).collect());
-    let mut first: HashMap<String, u32> = HashMap::with_capacity(n);
-    let mut has_key = vec![false; n];
-    for (i, ev) in events.iter().enumerate() {
-        for key in keys(ev) {
-            has_key[i] = true;
-            match first.get(&key) {
-                Some(&j) => uf.union(i as u32, j),
-                None => {
-                    first.insert(key, i as u32);
-                }
-            }
-        }
-    }
-    drop(first);
-    let mut group_of: HashMap<u32, usize> = HashMap::new();
-    let mut groups: Vec<Vec<Event>> = Vec::new();
-    let mut unjoined = Vec::new();
-    for (i, ev) in events.into_iter().enumerate() {
-        if !has_key[i] && ev.source() != Source::Gateway {
-            unjoined.push(ev);
-            continue;
-        }
-        let root = uf.find(i as u32);
-        let g = *group_of.entry(root).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
-        groups[g].push(ev);
-    }
-    let requests = groups.into_iter().map(build_request).collect();
-    Correlation { requests, unjoined }
 }
 
 /// Derives a request's summary fields from its events.

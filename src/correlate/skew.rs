@@ -6,6 +6,9 @@
 use super::Request;
 use std::collections::BTreeMap;
 
+/// Samples kept per service; enough for a stable median.
+const MAX_SAMPLES: usize = 10_000;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skew {
     pub service: String,
@@ -14,30 +17,40 @@ pub struct Skew {
     pub samples: usize,
 }
 
-pub fn estimate_skew(requests: &[Request]) -> Vec<Skew> {
-    let mut by_service: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for r in requests {
+#[derive(Debug, Default)]
+pub struct SkewEstimator {
+    by_service: BTreeMap<String, Vec<f64>>,
+}
+
+impl SkewEstimator {
+    pub fn add(&mut self, r: &Request) {
         let (Some(g), Some(s)) = (r.gateway_event(), r.server_span_event()) else {
-            continue;
+            return;
         };
         let (Some(gt), Some(st)) = (g.ts, s.ts) else {
-            continue;
+            return;
         };
-        let service = s.service.clone().unwrap_or_else(|| "(unknown)".into());
-        by_service
-            .entry(service)
-            .or_default()
-            .push((st - gt) as f64 / 1e6);
+        let service = s.service.as_deref().unwrap_or("(unknown)");
+        let v = match self.by_service.get_mut(service) {
+            Some(v) => v,
+            None => self.by_service.entry(service.to_string()).or_default(),
+        };
+        if v.len() < MAX_SAMPLES {
+            v.push((st - gt) as f64 / 1e6);
+        }
     }
-    by_service
-        .into_iter()
-        .map(|(service, mut v)| {
-            v.sort_by(|a, b| a.total_cmp(b));
-            Skew {
-                service,
-                median_ms: v[v.len() / 2],
-                samples: v.len(),
-            }
-        })
-        .collect()
+
+    pub fn finish(self) -> Vec<Skew> {
+        self.by_service
+            .into_iter()
+            .map(|(service, mut v)| {
+                v.sort_by(|a, b| a.total_cmp(b));
+                Skew {
+                    service,
+                    median_ms: v[v.len() / 2],
+                    samples: v.len(),
+                }
+            })
+            .collect()
+    }
 }

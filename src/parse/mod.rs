@@ -11,11 +11,11 @@ pub mod logfmt;
 pub mod nginx;
 pub mod otlp;
 mod registry;
-mod run;
+mod stream;
 pub mod time;
 
 pub use registry::{Format, Registry};
-pub use run::{parse_input, FileReport, LineError};
+pub use stream::{detect, parse_chunk, Chunk, FileReport, InputStream, LineError, Parsed};
 
 /// Definitions compiled into the binary: `(file name, TOML text)`.
 pub mod embedded {

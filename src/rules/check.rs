@@ -78,7 +78,7 @@ fn to_event(x: &ExampleEvent, i: usize) -> Event {
 
 /// Runs every example; returns (examples run, failures).
 pub fn check_examples(engine: &Engine) -> (usize, Vec<ExampleFailure>) {
-    let ev = engine.evaluator();
+    let mut ev = engine.evaluator();
     let mut run = 0;
     let mut failures = Vec::new();
     for rule in &engine.rules {
@@ -98,7 +98,7 @@ pub fn check_examples(engine: &Engine) -> (usize, Vec<ExampleFailure>) {
                 .map(|(i, e)| to_event(e, i))
                 .collect();
             let req = build_request(events);
-            let verdict = engine.evaluate(&ev, &req);
+            let verdict = engine.evaluate(&mut ev, &req);
             let got = verdict.as_ref().map(|v| v.label.as_str()).unwrap_or("none");
             let fail = |problem: String| ExampleFailure {
                 rule: rule.def.name.clone(),

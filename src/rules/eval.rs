@@ -6,6 +6,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use cel::{Context, Env, Program, Value};
 use regex::Regex;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,14 +24,114 @@ pub struct Engine {
     env: Arc<Env>,
     pub rules: Vec<CompiledRule>,
     patterns: Arc<HashMap<String, Regex>>,
+    /// The fields the rules read; `None` when a rule reads whole objects, which
+    /// turns memoisation off.
+    refs: Option<Refs>,
+    empty_event: Value,
     /// Conditions that raised an error (e.g. a type mismatch): counted, shown.
     pub errors: AtomicU64,
     pub first_error: std::sync::Mutex<Option<String>>,
 }
 
-/// A per-thread evaluation context (CEL contexts are not shared across threads).
+/// A per-thread evaluation context (CEL contexts are not shared across threads)
+/// with its memo of decisions.
 pub struct Evaluator {
     root: Context<'static, 'static>,
+    memo: HashMap<String, Option<Decision>>,
+    pub memo_hits: u64,
+}
+
+/// Memo entries kept per thread before the memo starts over.
+const MEMO_CAP: usize = 100_000;
+
+/// Which rule won, the events that proved it, and the best rule of another label.
+#[derive(Debug, Clone)]
+struct Decision {
+    winner: usize,
+    matched: Vec<usize>,
+    second: Option<(usize, Vec<usize>)>,
+}
+
+/// Field names the rules read, per variable.
+#[derive(Debug, Default)]
+struct Refs {
+    request: Vec<String>,
+    gateway: Vec<String>,
+    server_span: Vec<String>,
+    e: Vec<String>,
+}
+
+const EVENT_FIELDS: &[&str] = &[
+    "source",
+    "format",
+    "service",
+    "request_id",
+    "correlation_id",
+    "trace_id",
+    "span_id",
+    "method",
+    "host",
+    "path",
+    "route",
+    "status",
+    "upstream_status",
+    "upstream_addr",
+    "duration_ms",
+    "upstream_duration_ms",
+    "client_ip",
+    "consumer",
+    "level",
+    "message",
+    "gateway_error",
+    "span_name",
+    "span_kind",
+    "span_status",
+    "exception",
+    "attributes",
+];
+const REQUEST_FIELDS: &[&str] = &[
+    "status",
+    "failed",
+    "method",
+    "host",
+    "path",
+    "route",
+    "service",
+    "consumer",
+    "duration_ms",
+    "flags",
+    "sources",
+];
+
+/// Finds the fields each rule reads, so that a verdict can be memoised on
+/// exactly those values. Any use of a whole object (`events`, `size(gateway)`)
+/// or an unknown field disables the memo.
+fn references<'a>(sources: impl Iterator<Item = &'a str>) -> Option<Refs> {
+    let literals = Regex::new(r#"'[^']*'|"[^"]*""#).unwrap();
+    let idents =
+        Regex::new(r"\b(request|gateway|server_span|events|e)\b(\.[A-Za-z_][A-Za-z0-9_]*)?")
+            .unwrap();
+    let mut refs = Refs::default();
+    for src in sources {
+        let code = literals.replace_all(src, "''");
+        for c in idents.captures_iter(&code) {
+            let field = c.get(2)?.as_str()[1..].to_string();
+            let (list, known) = match &c[1] {
+                "request" => (&mut refs.request, REQUEST_FIELDS),
+                "gateway" => (&mut refs.gateway, EVENT_FIELDS),
+                "server_span" => (&mut refs.server_span, EVENT_FIELDS),
+                "e" => (&mut refs.e, EVENT_FIELDS),
+                _ => return None,
+            };
+            if !known.contains(&field.as_str()) {
+                return None;
+            }
+            if !list.contains(&field) {
+                list.push(field);
+            }
+        }
+    }
+    Some(refs)
 }
 
 impl Engine {
@@ -117,8 +218,16 @@ impl Engine {
             }
         }
         rules.sort_by_key(|r| std::cmp::Reverse(r.def.priority));
+        let refs = references(
+            rules
+                .iter()
+                .flat_map(|r| [r.def.when.as_deref(), r.def.evidence.as_deref()])
+                .flatten(),
+        );
         Ok(Engine {
             env,
+            refs,
+            empty_event: event_value(&Event::default()),
             rules,
             patterns: Arc::new(patterns),
             errors: AtomicU64::new(0),
@@ -136,7 +245,49 @@ impl Engine {
             }
         })
         .expect("`like` does not clash with the CEL standard library");
-        Evaluator { root }
+        Evaluator {
+            root,
+            memo: HashMap::new(),
+            memo_hits: 0,
+        }
+    }
+
+    /// The values of every field the rules read, as one memo key.
+    fn memo_key(&self, req: &Request) -> Option<String> {
+        let refs = self.refs.as_ref()?;
+        let mut k = String::with_capacity(64);
+        // Which event is the gateway's and which the entry span decide the
+        // default evidence: part of the key, with every event's source.
+        let _ = write!(k, "{:?}{:?}", req.gateway, req.server_span);
+        for e in &req.events {
+            k.push_str(e.source().as_str());
+        }
+        for f in &refs.request {
+            k.push_str(&request_text(req, f));
+            k.push('\x1f');
+        }
+        for (e, fields) in [
+            (req.gateway_event(), &refs.gateway),
+            (req.server_span_event(), &refs.server_span),
+        ] {
+            k.push('\x1e');
+            if let Some(e) = e {
+                for f in fields {
+                    k.push_str(&event_text(e, f));
+                    k.push('\x1f');
+                }
+            }
+        }
+        if !refs.e.is_empty() {
+            for e in &req.events {
+                k.push('\x1e');
+                for f in &refs.e {
+                    k.push_str(&event_text(e, f));
+                    k.push('\x1f');
+                }
+            }
+        }
+        Some(k)
     }
 
     fn record_error(&self, rule: &str, what: &str, e: impl std::fmt::Display) {
@@ -148,10 +299,35 @@ impl Engine {
     }
 
     /// Labels a failed request; `None` for a request that did not fail.
-    pub fn evaluate(&self, ev: &Evaluator, req: &Request) -> Option<Verdict> {
+    pub fn evaluate(&self, ev: &mut Evaluator, req: &Request) -> Option<Verdict> {
         if !req.failed {
             return None;
         }
+        let decision = match self.memo_key(req) {
+            Some(key) => match ev.memo.get(&key) {
+                Some(d) => {
+                    ev.memo_hits += 1;
+                    d.clone()
+                }
+                None => {
+                    let d = self.decide(ev, req);
+                    if ev.memo.len() >= MEMO_CAP {
+                        ev.memo.clear();
+                    }
+                    ev.memo.insert(key, d.clone());
+                    d
+                }
+            },
+            None => self.decide(ev, req),
+        };
+        Some(match decision {
+            Some(d) => self.verdict(req, d),
+            None => unknown_verdict(req),
+        })
+    }
+
+    /// Runs the rules in priority order (CEL).
+    fn decide(&self, ev: &Evaluator, req: &Request) -> Option<Decision> {
         let events: Vec<Value> = req.events.iter().map(event_value).collect();
         let mut scope = ev.root.new_inner_scope();
         scope.add_variable_from_value("request", request_value(req));
@@ -159,23 +335,22 @@ impl Engine {
             "gateway",
             req.gateway_event()
                 .map(event_value)
-                .unwrap_or_else(empty_event),
+                .unwrap_or_else(|| self.empty_event.clone()),
         );
         scope.add_variable_from_value(
             "server_span",
             req.server_span_event()
                 .map(event_value)
-                .unwrap_or_else(empty_event),
+                .unwrap_or_else(|| self.empty_event.clone()),
         );
         scope.add_variable_from_value("events", Value::List(Arc::new(events.clone())));
 
-        let mut winner: Option<(&CompiledRule, Vec<usize>)> = None;
-        let mut second: Option<(&CompiledRule, Vec<usize>)> = None;
-        for rule in &self.rules {
+        let mut winner: Option<(usize, Vec<usize>)> = None;
+        for (idx, rule) in self.rules.iter().enumerate() {
             // After the winner, look only for the best rule with another label:
             // disagreeing evidence is shown, not hidden.
             if let Some((w, _)) = &winner {
-                if w.def.label == rule.def.label {
+                if self.rules[*w].def.label == rule.def.label {
                     continue;
                 }
             }
@@ -198,13 +373,7 @@ impl Engine {
                 }
             }
             let matched: Vec<usize> = match &rule.evidence {
-                None => req
-                    .gateway
-                    .or(req.server_span)
-                    .into_iter()
-                    .chain(std::iter::once(0))
-                    .take(1)
-                    .collect(),
+                None => vec![req.gateway.or(req.server_span).unwrap_or(0)],
                 Some(prog) => {
                     let mut m = Vec::new();
                     for (i, e) in events.iter().enumerate() {
@@ -222,18 +391,28 @@ impl Engine {
                     m
                 }
             };
-            if winner.is_none() {
-                winner = Some((rule, matched));
-            } else {
-                second = Some((rule, matched));
-                break;
+            match winner {
+                None => winner = Some((idx, matched)),
+                Some((w, m)) => {
+                    return Some(Decision {
+                        winner: w,
+                        matched: m,
+                        second: Some((idx, matched)),
+                    })
+                }
             }
         }
-        let Some((rule, matched)) = winner else {
-            return Some(unknown_verdict(req));
-        };
+        winner.map(|(winner, matched)| Decision {
+            winner,
+            matched,
+            second: None,
+        })
+    }
+
+    fn verdict(&self, req: &Request, d: Decision) -> Verdict {
+        let rule = &self.rules[d.winner];
         // Cite what the services said first: a log line explains better than a span name.
-        let mut matched = matched;
+        let mut matched = d.matched;
         matched.sort_by_key(|&i| match req.events[i].source() {
             Source::Backend | Source::OtelLog => 0,
             Source::Span => 1,
@@ -251,7 +430,8 @@ impl Engine {
                 evidence.push(evidence_of(&req.events[g], None));
             }
         }
-        if let Some((other, m)) = second {
+        if let Some((other, m)) = d.second {
+            let other = &self.rules[other];
             for &i in m.iter().take(2) {
                 if !matched.contains(&i) && Some(i) != req.gateway {
                     evidence.push(evidence_of(
@@ -264,12 +444,12 @@ impl Engine {
                 }
             }
         }
-        Some(Verdict {
+        Verdict {
             label: rule.def.label.clone(),
             rule: rule.def.name.clone(),
             explanation,
             evidence,
-        })
+        }
     }
 }
 
@@ -425,8 +605,67 @@ fn map(entries: Vec<(&'static str, Value)>) -> Value {
     Value::from(m)
 }
 
-fn empty_event() -> Value {
-    event_value(&Event::default())
+/// An event field as text, named as in [`event_value`] (for memo keys).
+fn event_text<'a>(e: &'a Event, f: &str) -> std::borrow::Cow<'a, str> {
+    use std::borrow::Cow;
+    let o = |v: &'a Option<String>| Cow::Borrowed(v.as_deref().unwrap_or(""));
+    let sp = e.span.as_deref();
+    match f {
+        "source" => Cow::Borrowed(if e.source.is_some() {
+            e.source().as_str()
+        } else {
+            ""
+        }),
+        "format" => Cow::Borrowed(&*e.format),
+        "service" => o(&e.service),
+        "request_id" => o(&e.request_id),
+        "correlation_id" => o(&e.correlation_id),
+        "trace_id" => o(&e.trace_id),
+        "span_id" => o(&e.span_id),
+        "method" => o(&e.method),
+        "host" => o(&e.host),
+        "path" => o(&e.path),
+        "route" => o(&e.route),
+        "status" => Cow::Owned(e.status.unwrap_or(0).to_string()),
+        "upstream_status" => o(&e.upstream_status),
+        "upstream_addr" => o(&e.upstream_addr),
+        "duration_ms" => Cow::Owned(e.duration_ms.unwrap_or(0.0).to_string()),
+        "upstream_duration_ms" => Cow::Owned(e.upstream_duration_ms.unwrap_or(0.0).to_string()),
+        "client_ip" => o(&e.client_ip),
+        "consumer" => o(&e.consumer),
+        "level" => o(&e.level),
+        "message" => o(&e.message),
+        "gateway_error" => o(&e.gateway_error),
+        "span_name" => Cow::Borrowed(sp.map(|s| s.name.as_str()).unwrap_or("")),
+        "span_kind" => Cow::Borrowed(sp.map(|s| s.kind.as_str()).unwrap_or("")),
+        "span_status" => Cow::Borrowed(sp.map(|s| s.status_code).unwrap_or("")),
+        "exception" => Cow::Owned(
+            sp.map(|s| {
+                s.exceptions
+                    .iter()
+                    .map(|x| format!("{:?}{:?}", x.r#type, x.message))
+                    .collect::<String>()
+            })
+            .unwrap_or_default(),
+        ),
+        _ => Cow::Owned(format!("{:?}", e.attributes)),
+    }
+}
+
+fn request_text(r: &Request, f: &str) -> String {
+    match f {
+        "status" => r.status.unwrap_or(0).to_string(),
+        "failed" => r.failed.to_string(),
+        "method" => r.method.clone().unwrap_or_default(),
+        "host" => r.host.clone().unwrap_or_default(),
+        "path" => r.path.clone().unwrap_or_default(),
+        "route" => r.route.clone().unwrap_or_default(),
+        "service" => r.service.clone().unwrap_or_default(),
+        "consumer" => r.consumer.clone().unwrap_or_default(),
+        "duration_ms" => r.duration_ms.unwrap_or(0.0).to_string(),
+        "flags" => r.flags.join(","),
+        _ => format!("{:?}", r.sources()),
+    }
 }
 
 /// An event as a CEL map. Absent text is `""` and absent numbers `0`, so

@@ -1,0 +1,219 @@
+//! Windowed correlation: events are pushed as they are read; a request stays
+//! open while events keep arriving and is closed once the watermark (the event
+//! time every input has reached) is more than the idle window past its last
+//! event. Memory is bounded by the requests inside the window, not the input.
+//!
+//! Keys are the same as in the batch graph ([`super::keys`]); a new event that
+//! shares keys with several open requests merges them.
+
+use super::{build_request, keys, Request};
+use crate::event::{Event, Source};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+struct Open {
+    events: Vec<Event>,
+    keys: Vec<String>,
+    /// Latest event time, for the idle window.
+    last: i64,
+}
+
+/// Counters the summary reports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WindowStats {
+    pub events: u64,
+    /// Events with no id that were not gateway lines: nothing to join them on.
+    pub unjoined: u64,
+    pub merges: u64,
+    pub max_open: usize,
+}
+
+pub struct Correlator {
+    idle_ns: i64,
+    slots: Vec<Option<Open>>,
+    free: Vec<u32>,
+    by_key: HashMap<String, u32>,
+    /// (last activity when queued, slot): checked lazily when popped.
+    queue: BinaryHeap<Reverse<(i64, u32)>>,
+    open: usize,
+    pub stats: WindowStats,
+}
+
+impl Correlator {
+    pub fn new(idle_ms: u64) -> Correlator {
+        Correlator {
+            idle_ns: idle_ms as i64 * 1_000_000,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_key: HashMap::new(),
+            queue: BinaryHeap::new(),
+            open: 0,
+            stats: WindowStats::default(),
+        }
+    }
+
+    pub fn open_requests(&self) -> usize {
+        self.open
+    }
+
+    /// Adds one event; `now` is the time to use when the event has none.
+    pub fn push(&mut self, ev: Event, now: i64) {
+        self.stats.events += 1;
+        let t = ev.ts.unwrap_or(now);
+        let ks = keys(&ev);
+        if ks.is_empty() && ev.source() != Source::Gateway {
+            self.stats.unjoined += 1;
+            return;
+        }
+        let mut found: Vec<u32> = Vec::new();
+        for k in &ks {
+            if let Some(&s) = self.by_key.get(k) {
+                if !found.contains(&s) {
+                    found.push(s);
+                }
+            }
+        }
+        let slot = match found.first() {
+            None => {
+                let open = Open {
+                    events: Vec::with_capacity(1),
+                    keys: Vec::new(),
+                    last: t,
+                };
+                let s = match self.free.pop() {
+                    Some(s) => {
+                        self.slots[s as usize] = Some(open);
+                        s
+                    }
+                    None => {
+                        self.slots.push(Some(open));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.open += 1;
+                self.stats.max_open = self.stats.max_open.max(self.open);
+                self.queue.push(Reverse((t, s)));
+                s
+            }
+            Some(&s) => s,
+        };
+        // Merge every other request this event connects into the first.
+        for &other in found.iter().skip(1) {
+            let o = self.slots[other as usize].take().expect("open slot");
+            self.free.push(other);
+            self.open -= 1;
+            self.stats.merges += 1;
+            for k in &o.keys {
+                self.by_key.insert(k.clone(), slot);
+            }
+            let target = self.slots[slot as usize].as_mut().expect("open slot");
+            target.events.extend(o.events);
+            target.keys.extend(o.keys);
+            target.last = target.last.max(o.last);
+        }
+        let target = self.slots[slot as usize].as_mut().expect("open slot");
+        for k in ks {
+            if !self.by_key.contains_key(&k) {
+                self.by_key.insert(k.clone(), slot);
+                target.keys.push(k);
+            }
+        }
+        target.last = target.last.max(t);
+        target.events.push(ev);
+    }
+
+    /// Closes every request idle since before `watermark - idle window`.
+    pub fn close_idle(&mut self, watermark: i64, out: &mut Vec<Request>) {
+        let limit = watermark.saturating_sub(self.idle_ns);
+        while let Some(&Reverse((t, s))) = self.queue.peek() {
+            if t >= limit {
+                break;
+            }
+            self.queue.pop();
+            let Some(open) = self.slots[s as usize].as_ref() else {
+                continue; // merged away
+            };
+            if open.last > t {
+                // Active since it was queued: look again later.
+                self.queue.push(Reverse((open.last, s)));
+                continue;
+            }
+            out.push(self.close(s));
+        }
+    }
+
+    /// Closes everything (end of input).
+    pub fn close_all(&mut self, out: &mut Vec<Request>) {
+        self.close_idle(i64::MAX, out);
+        for s in 0..self.slots.len() as u32 {
+            if self.slots[s as usize].is_some() {
+                out.push(self.close(s));
+            }
+        }
+    }
+
+    fn close(&mut self, s: u32) -> Request {
+        let open = self.slots[s as usize].take().expect("open slot");
+        self.free.push(s);
+        self.open -= 1;
+        for k in &open.keys {
+            if self.by_key.get(k) == Some(&s) {
+                self.by_key.remove(k);
+            }
+        }
+        build_request(open.events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn ev(ts_ms: i64, source: Source, rid: Option<&str>, trace: Option<&str>) -> Event {
+        Event {
+            ts: Some(ts_ms * 1_000_000),
+            source: Some(source),
+            format: Arc::from("t"),
+            request_id: rid.map(str::to_string),
+            trace_id: trace.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn requests_close_after_the_idle_window_and_bridging_events_merge() {
+        let mut c = Correlator::new(1_000);
+        c.push(ev(0, Source::Gateway, Some("a"), None), 0);
+        c.push(
+            ev(
+                1,
+                Source::Span,
+                None,
+                Some("0af7651916cd43dd8448eb211c80319c"),
+            ),
+            0,
+        );
+        // This backend line carries both ids: the two open requests become one.
+        c.push(
+            ev(
+                2,
+                Source::Backend,
+                Some("a"),
+                Some("0af7651916cd43dd8448eb211c80319c"),
+            ),
+            0,
+        );
+        c.push(ev(500, Source::Gateway, Some("b"), None), 0);
+        assert_eq!(c.open_requests(), 2);
+        let mut out = Vec::new();
+        c.close_idle(1_200 * 1_000_000, &mut out);
+        assert_eq!(out.len(), 1, "only the first request is idle for 1 s");
+        assert_eq!(out[0].events.len(), 3);
+        assert_eq!(out[0].request_id.as_deref(), Some("a"));
+        c.close_all(&mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(c.stats.merges, 1);
+        assert_eq!(c.open_requests(), 0);
+    }
+}

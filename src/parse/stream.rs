@@ -1,0 +1,346 @@
+//! One input as a stream of line chunks: the format is detected on the first
+//! lines, then complete lines are cut into ~1 MiB chunks that are parsed in
+//! parallel while their line numbers stay exact.
+
+use super::registry::{Format, Registry};
+use crate::event::Event;
+use crate::ingest::{open_input, Input, LineReader, ReadLine};
+use std::io::BufRead;
+use std::sync::Arc;
+
+/// Lines kept per file to show the user; the rest are only counted.
+const KEEP_ERRORS: usize = 10;
+/// Lines tried against every definition to detect a file's format.
+const DETECT_LINES: usize = 32;
+/// Largest single OTLP/JSON document read whole (pretty-printed exports).
+const MAX_DOCUMENT: u64 = 512 << 20;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineError {
+    /// 0 when the error concerns the whole file.
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What happened to one input: its format, counts, and the lines that failed.
+#[derive(Debug, Clone, Default)]
+pub struct FileReport {
+    pub name: Arc<str>,
+    pub format: Option<Arc<str>>,
+    pub lines: u64,
+    pub events: u64,
+    pub error_count: u64,
+    pub errors: Vec<LineError>,
+}
+
+impl FileReport {
+    pub fn error(&mut self, line: u64, reason: impl Into<String>) {
+        self.error_count += 1;
+        if self.errors.len() < KEEP_ERRORS {
+            self.errors.push(LineError {
+                line,
+                reason: reason.into(),
+            });
+        }
+    }
+}
+
+/// Complete lines of one input, ready to parse on any thread.
+pub struct Chunk {
+    format: Arc<Format>,
+    file: Arc<str>,
+    data: Vec<u8>,
+    /// (line number, start, end) in `data`.
+    lines: Vec<(u64, u32, u32)>,
+}
+
+/// Events and errors from one chunk, in line order.
+pub struct Parsed {
+    pub events: Vec<Event>,
+    pub errors: Vec<LineError>,
+}
+
+pub fn parse_chunk(chunk: &Chunk) -> Parsed {
+    let mut events = Vec::with_capacity(chunk.lines.len());
+    let mut errors = Vec::new();
+    for &(n, a, b) in &chunk.lines {
+        let bytes = &chunk.data[a as usize..b as usize];
+        let text = String::from_utf8_lossy(bytes);
+        if let Err(e) = chunk.format.parse(&text, &chunk.file, n, &mut events) {
+            errors.push(LineError { line: n, reason: e });
+        }
+    }
+    Parsed { events, errors }
+}
+
+type Reader = LineReader<Box<dyn BufRead + Send>>;
+
+pub struct InputStream {
+    pub report: FileReport,
+    format: Option<Arc<Format>>,
+    reader: Option<Reader>,
+    /// Lines read for detection, parsed first.
+    head: Vec<(u64, String)>,
+    max_line: usize,
+    buf: Vec<u8>,
+    /// Latest event time seen, for the correlator's watermark.
+    pub high_ts: Option<i64>,
+}
+
+fn too_long(report: &mut FileReport, line: u64, n: usize, max: usize) {
+    report.error(
+        line,
+        format!("line of {n} bytes is longer than the {max}-byte limit; skipped"),
+    );
+}
+
+impl InputStream {
+    /// Opens the input and settles its format; problems land in the report.
+    pub fn open(
+        input: &Input,
+        registry: &Registry,
+        forced: Option<&Arc<Format>>,
+        max_line: usize,
+    ) -> InputStream {
+        let mut s = InputStream {
+            report: FileReport {
+                name: input.name.clone(),
+                ..Default::default()
+            },
+            format: None,
+            reader: None,
+            head: Vec::new(),
+            max_line,
+            buf: Vec::new(),
+            high_ts: None,
+        };
+        let mut reader = match open_input(input) {
+            Ok(r) => LineReader::new(r, max_line),
+            Err(e) => {
+                s.report.error(0, format!("{e:#}"));
+                return s;
+            }
+        };
+        let mut eof = false;
+        while s.head.len() < DETECT_LINES {
+            match reader.next_line(&mut s.buf) {
+                Ok(ReadLine::Line) => {
+                    s.report.lines += 1;
+                    let text = String::from_utf8_lossy(&s.buf);
+                    if !text.trim().is_empty() {
+                        s.head.push((reader.line_no(), text.into_owned()));
+                    }
+                }
+                Ok(ReadLine::TooLong(n)) => {
+                    s.report.lines += 1;
+                    too_long(&mut s.report, reader.line_no(), n, max_line);
+                }
+                Ok(ReadLine::Eof) => {
+                    eof = true;
+                    break;
+                }
+                Err(e) => {
+                    s.report.error(
+                        reader.line_no() + 1,
+                        format!("read error, rest of the input lost: {e}"),
+                    );
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        if s.head.is_empty() {
+            return s;
+        }
+        let first = s.head[0].1.trim();
+        let multi_line_json = first == "{"
+            || (first.starts_with('{')
+                && serde_json::from_str::<serde_json::Value>(first).is_err()
+                && forced.is_none_or(|f| f.is_otlp()));
+        if multi_line_json {
+            s.read_document(reader, eof, registry, forced);
+            return s;
+        }
+        let format = match forced.or_else(|| detect(registry, &s.head, &input.name)) {
+            Some(f) => f.clone(),
+            None => {
+                s.report.error(
+                    0,
+                    format!(
+                        "no format recognised in the first {} lines (tried {} definitions); use --format {}=NAME",
+                        s.head.len(),
+                        registry.formats.len(),
+                        input.name
+                    ),
+                );
+                s.head.clear();
+                return s;
+            }
+        };
+        s.report.format = Some(format.name.clone());
+        s.format = Some(format);
+        if !eof {
+            s.reader = Some(reader);
+        }
+        s
+    }
+
+    /// A pretty-printed JSON document (OTLP export) spans many lines: read it
+    /// whole and keep it as the only "line".
+    fn read_document(
+        &mut self,
+        reader: Reader,
+        eof: bool,
+        registry: &Registry,
+        forced: Option<&Arc<Format>>,
+    ) {
+        let first_line = self.head[0].0;
+        let mut doc: String = self.head.drain(..).map(|(_, l)| l + "\n").collect();
+        if !eof {
+            let mut rest = Vec::new();
+            let mut limited = std::io::Read::take(reader.into_inner(), MAX_DOCUMENT);
+            if let Err(e) = std::io::Read::read_to_end(&mut limited, &mut rest) {
+                self.report.error(0, format!("read error: {e}"));
+            }
+            self.report.lines += bytecount(&rest);
+            doc.push_str(&String::from_utf8_lossy(&rest));
+        }
+        let candidates: Vec<&Arc<Format>> = match forced {
+            Some(f) => vec![f],
+            None => registry.formats.iter().filter(|f| f.is_otlp()).collect(),
+        };
+        let mut last_err = "a multi-line JSON document, but not OTLP".to_string();
+        let mut scratch = Vec::new();
+        for f in candidates {
+            match f.parse(&doc, &self.report.name, first_line, &mut scratch) {
+                Ok(()) => {
+                    self.report.format = Some(f.name.clone());
+                    self.format = Some(f.clone());
+                    self.head = vec![(first_line, doc)];
+                    return;
+                }
+                Err(e) => last_err = e,
+            }
+        }
+        self.report.error(first_line, last_err);
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.head.is_empty() && self.reader.is_none()
+    }
+
+    /// The next chunk of about `bytes` bytes of complete lines.
+    pub fn read_chunk(&mut self, bytes: usize) -> Option<Chunk> {
+        let format = self.format.clone()?;
+        let mut data = Vec::with_capacity(bytes + bytes / 8);
+        let mut lines = Vec::new();
+        for (n, text) in self.head.drain(..) {
+            let a = data.len() as u32;
+            data.extend_from_slice(text.as_bytes());
+            lines.push((n, a, data.len() as u32));
+        }
+        while data.len() < bytes {
+            let Some(reader) = self.reader.as_mut() else {
+                break;
+            };
+            match reader.next_line(&mut self.buf) {
+                Ok(ReadLine::Line) => {
+                    self.report.lines += 1;
+                    if self.buf.iter().all(|b| b.is_ascii_whitespace()) {
+                        continue;
+                    }
+                    let a = data.len() as u32;
+                    data.extend_from_slice(&self.buf);
+                    lines.push((reader.line_no(), a, data.len() as u32));
+                }
+                Ok(ReadLine::TooLong(n)) => {
+                    self.report.lines += 1;
+                    let line = reader.line_no();
+                    too_long(&mut self.report, line, n, self.max_line);
+                }
+                Ok(ReadLine::Eof) => self.reader = None,
+                Err(e) => {
+                    let line = reader.line_no() + 1;
+                    self.report
+                        .error(line, format!("read error, rest of the input lost: {e}"));
+                    self.reader = None;
+                }
+            }
+        }
+        if lines.is_empty() {
+            return None;
+        }
+        Some(Chunk {
+            format,
+            file: self.report.name.clone(),
+            data,
+            lines,
+        })
+    }
+
+    /// Takes a parsed chunk's errors and counts into the report.
+    pub fn absorb(&mut self, parsed: &mut Parsed) {
+        self.report.events += parsed.events.len() as u64;
+        for e in parsed.errors.drain(..) {
+            self.report.error(e.line, e.reason);
+        }
+    }
+}
+
+fn bytecount(b: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', b).count() as u64
+}
+
+fn score(format: &Format, lines: &[(u64, String)], file: &Arc<str>) -> (usize, usize) {
+    let mut ok = 0;
+    let mut fields = 0;
+    let mut scratch = Vec::new();
+    for (n, l) in lines {
+        scratch.clear();
+        if format.parse(l, file, *n, &mut scratch).is_ok() {
+            ok += 1;
+            fields += scratch.iter().map(mapped_fields).sum::<usize>();
+        }
+    }
+    (ok, fields)
+}
+
+fn mapped_fields(e: &Event) -> usize {
+    [
+        e.ts.is_some(),
+        e.request_id.is_some(),
+        e.trace_id.is_some(),
+        e.status.is_some(),
+        e.method.is_some(),
+        e.path.is_some(),
+        e.message.is_some(),
+        e.duration_ms.is_some(),
+        e.upstream_status.is_some(),
+        e.level.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count()
+}
+
+/// Picks the definition that parses most of the first lines (then the one that
+/// fills most fields, then the higher priority).
+pub fn detect<'a>(
+    registry: &'a Registry,
+    lines: &[(u64, String)],
+    file: &Arc<str>,
+) -> Option<&'a Arc<Format>> {
+    type Score = (usize, usize, i32);
+    let mut best: Option<(&Arc<Format>, Score)> = None;
+    for f in &registry.formats {
+        let (ok, fields) = score(f, lines, file);
+        if ok == 0 {
+            continue;
+        }
+        let key = (ok, fields, f.def.priority);
+        if best.as_ref().is_none_or(|(_, k)| key > *k) {
+            best = Some((f, key));
+        }
+    }
+    best.map(|(f, _)| f)
+}

@@ -6,7 +6,8 @@
 //! behind), each in chunks parsed in parallel; a request is labelled and handed
 //! to the sink as soon as every input has moved past its idle window.
 
-use crate::correlate::{Correlator, Request, Skew, SkewEstimator, WindowStats};
+use crate::correlate::{build_request, Correlator, Request, Skew, SkewEstimator, WindowStats};
+use crate::event::Event;
 use crate::ingest::{expand_inputs, Input, DEFAULT_MAX_LINE};
 use crate::parse::{parse_chunk, FileReport, Format, InputStream, LineError, Registry};
 use crate::rules::{Engine, Verdict};
@@ -72,7 +73,7 @@ impl Analysis {
 
 pub fn run(opts: &Options, registry: &Registry, engine: &Engine) -> Result<Analysis> {
     let mut requests = Vec::new();
-    let info = run_with(opts, registry, engine, &mut |l| requests.push(l))?;
+    let info = run_with(opts, registry, engine, &mut |l| requests.push(l.clone()))?;
     requests.sort_by_key(|l: &Labelled| l.request.start);
     Ok(Analysis { requests, info })
 }
@@ -81,7 +82,7 @@ pub fn run_with(
     opts: &Options,
     registry: &Registry,
     engine: &Engine,
-    sink: &mut dyn FnMut(Labelled),
+    sink: &mut dyn FnMut(&Labelled),
 ) -> Result<RunInfo> {
     let (inputs, missing) = expand_inputs(&opts.paths);
     let mut jobs: Vec<(Input, Option<Arc<Format>>)> = Vec::new();
@@ -109,21 +110,22 @@ pub fn run_with(
 
     let mut corr = Correlator::new(opts.window_ms.unwrap_or(DEFAULT_WINDOW_MS));
     let mut skew = SkewEstimator::default();
-    let mut closed: Vec<Request> = Vec::new();
+    let mut closed: Vec<Vec<Event>> = Vec::new();
     let tasks = rayon::current_num_threads() * 2;
-    let mut flush = |closed: &mut Vec<Request>, skew: &mut SkewEstimator| {
+    let in_range = |r: &Request| {
+        let t = r.start.unwrap_or(0);
+        opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t < u)
+    };
+    // Building, labelling and dropping requests run on the worker threads; the
+    // sink sees them in order on this one.
+    let mut flush = |closed: &mut Vec<Vec<Event>>, skew: &mut SkewEstimator| {
         if closed.is_empty() {
             return;
         }
-        closed.retain(|r| {
-            let t = r.start.unwrap_or(0);
-            opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t < u)
-        });
-        for r in closed.iter() {
-            skew.add(r);
-        }
         let labelled: Vec<Labelled> = closed
             .par_drain(..)
+            .map(build_request)
+            .filter(in_range)
             .map_init(
                 || engine.evaluator(),
                 |ev, request| {
@@ -132,9 +134,11 @@ pub fn run_with(
                 },
             )
             .collect();
-        for l in labelled {
+        for l in &labelled {
+            skew.add(&l.request);
             sink(l);
         }
+        labelled.into_par_iter().for_each(drop);
     };
 
     loop {

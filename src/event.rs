@@ -157,7 +157,7 @@ pub struct Event {
     /// The gateway's own failure indicator (Envoy flags, `limit_req` status, ...).
     pub gateway_error: Option<String>,
     pub span: Option<Box<SpanFields>>,
-    pub attributes: Vec<(String, String)>,
+    pub attributes: Vec<(Arc<str>, String)>,
 }
 
 impl Event {
@@ -168,7 +168,7 @@ impl Event {
     pub fn attr(&self, key: &str) -> Option<&str> {
         self.attributes
             .iter()
-            .find(|(k, _)| k == key)
+            .find(|(k, _)| &**k == key)
             .map(|(_, v)| v.as_str())
     }
 

@@ -33,12 +33,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             let info = analysis::run_with(&opts, &registry, &engine, &mut |l| {
                 if json {
                     if (!failures_only || l.request.failed) && write_error.is_none() {
-                        if let Err(e) = writeln!(out, "{}", jsonl::request_json(&l)) {
+                        if let Err(e) = writeln!(out, "{}", jsonl::request_json(l)) {
                             write_error = Some(e);
                         }
                     }
                 } else {
-                    summary.add(&l);
+                    summary.add(l);
                 }
             })?;
             eprint!("{}", summary::render_errors(&info.files));
@@ -72,7 +72,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let info = analysis::run_with(&opts, &registry, &engine, &mut |l| {
                 searched += 1;
                 if found.is_none() && l.request.ids.iter().any(|i| wanted.contains(i)) {
-                    found = Some(l);
+                    found = Some(l.clone());
                 }
             })?;
             eprint!("{}", summary::render_errors(&info.files));

@@ -8,19 +8,20 @@ pub fn normalize(raw: &str) -> Option<String> {
     if s.is_empty() || s == "-" || s == "null" || s == "0" {
         return None;
     }
-    let hexish = s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-    if hexish && s.bytes().any(|b| b.is_ascii_hexdigit()) {
-        let h: String = s
-            .chars()
-            .filter(|c| *c != '-')
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        if h.bytes().all(|b| b == b'0') {
-            return None;
-        }
-        return Some(h);
+    let b = s.as_bytes();
+    let hexish = b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-');
+    if !hexish || !b.iter().any(|c| c.is_ascii_hexdigit()) {
+        return Some(s.to_string());
     }
-    Some(s.to_string())
+    let mut h = String::with_capacity(b.len());
+    let mut zero = true;
+    for &c in b {
+        if c != b'-' {
+            zero &= c == b'0';
+            h.push(c.to_ascii_lowercase() as char);
+        }
+    }
+    (!zero).then_some(h)
 }
 
 /// Normalises a trace id: hex, lowercase, 128-bit.

@@ -6,10 +6,11 @@
 //! Keys are the same as in the batch graph ([`super::keys`]); a new event that
 //! shares keys with several open requests merges them.
 
-use super::{build_request, keys, Request};
+use super::keys;
 use crate::event::{Event, Source};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BinaryHeap;
 
 struct Open {
     events: Vec<Event>,
@@ -32,7 +33,7 @@ pub struct Correlator {
     idle_ns: i64,
     slots: Vec<Option<Open>>,
     free: Vec<u32>,
-    by_key: HashMap<String, u32>,
+    by_key: FxHashMap<String, u32>,
     /// (last activity when queued, slot): checked lazily when popped.
     queue: BinaryHeap<Reverse<(i64, u32)>>,
     open: usize,
@@ -45,7 +46,7 @@ impl Correlator {
             idle_ns: idle_ms as i64 * 1_000_000,
             slots: Vec::new(),
             free: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: FxHashMap::default(),
             queue: BinaryHeap::new(),
             open: 0,
             stats: WindowStats::default(),
@@ -122,8 +123,10 @@ impl Correlator {
         target.events.push(ev);
     }
 
-    /// Closes every request idle since before `watermark - idle window`.
-    pub fn close_idle(&mut self, watermark: i64, out: &mut Vec<Request>) {
+    /// Closes every request idle since before `watermark - idle window`. Each
+    /// closed request comes out as its events; [`super::build_request`] (which
+    /// sorts and summarises them) runs on the caller's worker threads.
+    pub fn close_idle(&mut self, watermark: i64, out: &mut Vec<Vec<Event>>) {
         let limit = watermark.saturating_sub(self.idle_ns);
         while let Some(&Reverse((t, s))) = self.queue.peek() {
             if t >= limit {
@@ -143,7 +146,7 @@ impl Correlator {
     }
 
     /// Closes everything (end of input).
-    pub fn close_all(&mut self, out: &mut Vec<Request>) {
+    pub fn close_all(&mut self, out: &mut Vec<Vec<Event>>) {
         self.close_idle(i64::MAX, out);
         for s in 0..self.slots.len() as u32 {
             if self.slots[s as usize].is_some() {
@@ -152,7 +155,7 @@ impl Correlator {
         }
     }
 
-    fn close(&mut self, s: u32) -> Request {
+    fn close(&mut self, s: u32) -> Vec<Event> {
         let open = self.slots[s as usize].take().expect("open slot");
         self.free.push(s);
         self.open -= 1;
@@ -161,13 +164,14 @@ impl Correlator {
                 self.by_key.remove(k);
             }
         }
-        build_request(open.events)
+        open.events
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::correlate::build_request;
     use std::sync::Arc;
 
     fn ev(ts_ms: i64, source: Source, rid: Option<&str>, trace: Option<&str>) -> Event {
@@ -209,8 +213,9 @@ mod tests {
         let mut out = Vec::new();
         c.close_idle(1_200 * 1_000_000, &mut out);
         assert_eq!(out.len(), 1, "only the first request is idle for 1 s");
-        assert_eq!(out[0].events.len(), 3);
-        assert_eq!(out[0].request_id.as_deref(), Some("a"));
+        let first = build_request(out[0].clone());
+        assert_eq!(first.events.len(), 3);
+        assert_eq!(first.request_id.as_deref(), Some("a"));
         c.close_all(&mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(c.stats.merges, 1);

@@ -6,8 +6,9 @@ use super::time::TimeFormat;
 use crate::correlate::ids;
 use crate::event::Event;
 use anyhow::{bail, Result};
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Every event field a definition may fill, plus the composite inputs that
 /// are split into several fields (`request`, `traceparent`, ...).
@@ -89,12 +90,36 @@ struct Rule {
     prefix: Option<String>,
 }
 
-/// Source key -> (rule index, rank among that rule's alternatives).
+/// Where a source key goes: (rule index, rank among that rule's alternatives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    rule: u16,
+    rank: u16,
+}
+
+/// Source key -> slot.
 #[derive(Debug, Clone)]
 pub struct FieldMap {
     rules: Vec<Rule>,
-    by_key: HashMap<String, (usize, usize)>,
+    by_key: FxHashMap<String, Slot>,
     ts_is_end: bool,
+}
+
+/// The values offered for one record, best alternative per rule.
+pub struct Fill<'a> {
+    chosen: Vec<Option<(u16, Cow<'a, str>)>>,
+}
+
+impl<'a> Fill<'a> {
+    pub fn offer(&mut self, slot: Slot, value: Cow<'a, str>) {
+        if is_missing(&value) {
+            return;
+        }
+        let c = &mut self.chosen[slot.rule as usize];
+        if c.as_ref().is_none_or(|(r, _)| slot.rank < *r) {
+            *c = Some((slot.rank, value));
+        }
+    }
 }
 
 fn unit_factor(unit: Option<&str>, target: Target) -> Result<f64> {
@@ -116,7 +141,7 @@ impl FieldMap {
     /// definition's own `[fields]` come first and win.
     pub fn compile(def: &Definition, defaults: &[(&str, FieldOptions)]) -> Result<FieldMap> {
         let mut rules = Vec::new();
-        let mut by_key: HashMap<String, (usize, usize)> = HashMap::new();
+        let mut by_key: FxHashMap<String, Slot> = FxHashMap::default();
         let own = def.fields.iter().map(|(k, v)| (k.as_str(), v.options()));
         let all: Vec<(&str, FieldOptions)> = own
             .chain(defaults.iter().map(|(k, o)| (*k, o.clone())))
@@ -146,7 +171,10 @@ impl FieldMap {
             });
             for (rank, key) in opts.from.iter().enumerate() {
                 // The first definition of a key wins: user fields before defaults.
-                by_key.entry(key.clone()).or_insert((idx, rank));
+                by_key.entry(key.clone()).or_insert(Slot {
+                    rule: idx as u16,
+                    rank: rank as u16,
+                });
             }
         }
         Ok(FieldMap {
@@ -156,8 +184,23 @@ impl FieldMap {
         })
     }
 
-    pub fn knows(&self, key: &str) -> bool {
-        self.by_key.contains_key(key)
+    pub fn slot(&self, key: &str) -> Option<Slot> {
+        self.by_key.get(key).copied()
+    }
+
+    pub fn start<'a>(&self) -> Fill<'a> {
+        Fill {
+            chosen: vec![None; self.rules.len()],
+        }
+    }
+
+    /// Offers a value by key; a key with no use is kept as an attribute.
+    pub fn offer_key<'a>(&self, fill: &mut Fill<'a>, key: &str, value: Cow<'a, str>, ev: &mut Event) {
+        match self.slot(key) {
+            Some(slot) => fill.offer(slot, value),
+            None if !is_missing(&value) => ev.attributes.push((Arc::from(key), value.into_owned())),
+            None => {}
+        }
     }
 
     /// Builds an event from the record's fields. Values for which the mapping
@@ -166,26 +209,19 @@ impl FieldMap {
     where
         I: IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
     {
-        // Best alternative seen so far for each rule.
-        let mut chosen: Vec<Option<(usize, Cow<'a, str>)>> = vec![None; self.rules.len()];
+        let mut fill = self.start();
         for (key, value) in fields {
-            if is_missing(&value) {
-                continue;
-            }
-            match self.by_key.get(key.as_ref()) {
-                Some(&(idx, rank)) => {
-                    let slot = &mut chosen[idx];
-                    if slot.as_ref().is_none_or(|(r, _)| rank < *r) {
-                        *slot = Some((rank, value));
-                    }
-                }
-                None => ev.attributes.push((key.into_owned(), value.into_owned())),
-            }
+            self.offer_key(&mut fill, &key, value, ev);
         }
+        self.finish(fill, ev)
+    }
+
+    /// Converts the chosen values into event fields.
+    pub fn finish(&self, fill: Fill<'_>, ev: &mut Event) -> Result<(), String> {
         // Several rules may fill one field (the user's first, then the format's
         // defaults): the first that has a value wins.
         let mut filled = 0u64;
-        for (rule, value) in self.rules.iter().zip(chosen) {
+        for (rule, value) in self.rules.iter().zip(fill.chosen) {
             let bit = 1u64 << (rule.target as u32);
             if let Some((_, v)) = value {
                 if filled & bit == 0 {
@@ -281,7 +317,7 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
                 set_uri(uri, ev);
             } else {
                 // nginx logs garbage request lines as they came ("\x16\x03...").
-                ev.attributes.push(("request".into(), v.to_string()));
+                ev.attributes.push((Arc::from("request"), v.to_string()));
             }
         }
         Target::Uri => set_uri(v, ev),
@@ -290,7 +326,7 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
                 ev.trace_id.get_or_insert(trace);
                 ev.parent_span_id.get_or_insert(parent);
             }
-            None => ev.attributes.push(("traceparent".into(), v.to_string())),
+            None => ev.attributes.push((Arc::from("traceparent"), v.to_string())),
         },
     }
     Ok(())
@@ -315,6 +351,6 @@ fn set_uri(uri: &str, ev: &mut Event) {
     };
     ev.path = Some(if path.is_empty() { "/" } else { path }.to_string());
     if let Some(q) = query {
-        ev.attributes.push(("query".into(), q.to_string()));
+        ev.attributes.push((Arc::from("query"), q.to_string()));
     }
 }

@@ -1,5 +1,5 @@
 use super::definition::{Definition, Kind};
-use super::fields::FieldMap;
+use super::fields::{FieldMap, Fill, Slot};
 use super::{json, logfmt, nginx, otlp};
 use crate::event::{Event, Origin, Source};
 use anyhow::{anyhow, bail, Context, Result};
@@ -8,11 +8,19 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
+/// A capture group's name and where its value goes.
+struct Group {
+    name: Arc<str>,
+    slot: Option<Slot>,
+}
+
 enum Imp {
     Regex {
         re: Regex,
-        names: Vec<Option<Arc<str>>>,
+        /// Per capture group (index 0 = whole match, unnamed groups = None).
+        groups: Vec<Option<Group>>,
         tail: bool,
+        tokenizer: Option<nginx::Tokenizer>,
     },
     Json,
     Logfmt,
@@ -69,20 +77,44 @@ impl Format {
                     src.push('$');
                 }
                 let re = Regex::new(&src).with_context(|| format!("invalid pattern {src}"))?;
-                let names = re.capture_names().map(|n| n.map(Arc::from)).collect();
-                (Imp::Regex { re, names, tail }, defaults)
+                let tokenizer = match (def.kind, def.log_format.as_deref()) {
+                    (Kind::Nginx, Some(f)) => nginx::Tokenizer::compile(f, tail)?,
+                    _ => None,
+                };
+                (
+                    Imp::Regex {
+                        re,
+                        groups: Vec::new(),
+                        tail,
+                        tokenizer,
+                    },
+                    defaults,
+                )
             }
             Kind::Json => (Imp::Json, Vec::new()),
             Kind::Logfmt => (Imp::Logfmt, Vec::new()),
             Kind::Otlp => (Imp::Otlp, Vec::new()),
         };
         let fields = FieldMap::compile(&def, &defaults)?;
-        if let Imp::Regex { names, .. } = &imp {
+        let mut imp = imp;
+        if let Imp::Regex { re, groups, .. } = &mut imp {
+            *groups = re
+                .capture_names()
+                .map(|n| {
+                    n.map(|n| Group {
+                        name: Arc::from(n),
+                        slot: fields.slot(n),
+                    })
+                })
+                .collect();
+        }
+        if let Imp::Regex { groups, .. } = &imp {
+            let names: Vec<&str> = groups.iter().flatten().map(|g| &*g.name).collect();
             for (target, spec) in &def.fields {
                 for key in spec.options().from {
-                    let known = names.iter().flatten().any(|n| **n == *key);
+                    let known = names.contains(&key.as_str());
                     if !known && !tail {
-                        let groups: Vec<&str> = names.iter().flatten().map(|n| &**n).collect();
+                        let groups = &names;
                         bail!(
                             "field {target:?} reads {key:?}, but the pattern has no such group; groups: {}",
                             groups.join(", ")
@@ -132,23 +164,48 @@ impl Format {
             ..Default::default()
         };
         match &self.imp {
-            Imp::Regex { re, names, tail } => {
-                let caps = re
-                    .captures(text)
-                    .ok_or_else(|| format!("does not match format {}", self.name))?;
-                let mut pairs: Vec<(Cow<str>, Cow<str>)> = Vec::with_capacity(names.len() + 8);
-                for (i, name) in names.iter().enumerate() {
-                    let (Some(name), Some(m)) = (name, caps.get(i)) else {
-                        continue;
-                    };
-                    if *tail && &**name == TAIL {
-                        pairs.extend(logfmt::pairs(m.as_str()));
-                    } else {
-                        pairs.push((Cow::Owned(name.to_string()), Cow::Borrowed(m.as_str())));
+            Imp::Regex {
+                re,
+                groups,
+                tail,
+                tokenizer,
+            } => {
+                let mut ev = base();
+                let mut fill = self.fields.start();
+                let mut spans = Vec::new();
+                let split = tokenizer
+                    .as_ref()
+                    .and_then(|t| t.split(text.as_bytes(), &mut spans));
+                let tail_at = match split {
+                    Some(tail_at) => {
+                        // Group i + 1 is variable i (group 0 is the whole match).
+                        for (g, &(a, b)) in groups.iter().skip(1).zip(&spans) {
+                            self.offer_group(g.as_ref(), &text[a..b], &mut fill, &mut ev);
+                        }
+                        tail_at.map(|t| &text[t..])
+                    }
+                    None => {
+                        let caps = re
+                            .captures(text)
+                            .ok_or_else(|| format!("does not match format {}", self.name))?;
+                        let mut tail_text = None;
+                        for (i, g) in groups.iter().enumerate().skip(1) {
+                            let Some(m) = caps.get(i) else { continue };
+                            if *tail && g.as_ref().is_some_and(|g| &*g.name == TAIL) {
+                                tail_text = Some(m.as_str());
+                            } else {
+                                self.offer_group(g.as_ref(), m.as_str(), &mut fill, &mut ev);
+                            }
+                        }
+                        tail_text
+                    }
+                };
+                if let Some(t) = tail_at {
+                    for (k, v) in logfmt::pairs(t) {
+                        self.fields.offer_key(&mut fill, &k, v, &mut ev);
                     }
                 }
-                let mut ev = base();
-                self.fields.apply(pairs, &mut ev)?;
+                self.fields.finish(fill, &mut ev)?;
                 out.push(ev);
             }
             Imp::Json => {
@@ -182,6 +239,17 @@ impl Format {
             }
         }
         Ok(())
+    }
+
+    fn offer_group<'a>(&self, g: Option<&Group>, value: &'a str, fill: &mut Fill<'a>, ev: &mut Event) {
+        let Some(g) = g else { return };
+        match g.slot {
+            Some(slot) => fill.offer(slot, Cow::Borrowed(value)),
+            None if !super::fields::is_missing(value) => {
+                ev.attributes.push((g.name.clone(), value.to_string()))
+            }
+            None => {}
+        }
     }
 
     fn check_required(&self, pairs: &[(Cow<str>, Cow<str>)]) -> Result<(), String> {

@@ -690,7 +690,7 @@ pub fn event_value(e: &Event) -> Value {
     let attrs: HashMap<String, Value> = e
         .attributes
         .iter()
-        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+        .map(|(k, v)| (k.to_string(), Value::from(v.clone())))
         .collect();
     map(vec![
         (

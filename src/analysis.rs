@@ -9,7 +9,7 @@
 use crate::correlate::{build_request, Correlator, Request, Skew, SkewEstimator, WindowStats};
 use crate::event::Event;
 use crate::ingest::{expand_inputs, Input, DEFAULT_MAX_LINE};
-use crate::parse::{parse_chunk, FileReport, Format, InputStream, LineError, Registry};
+use crate::parse::{parse_chunk, FileReport, Format, InputStream, LineError, Parsed, Registry};
 use crate::rules::{Engine, Verdict};
 use anyhow::{bail, Result};
 use rayon::prelude::*;
@@ -141,37 +141,58 @@ pub fn run_with(
         labelled.into_par_iter().for_each(drop);
     };
 
+    // Event time each input has reached (its latest timestamp so far).
+    let mut high: Vec<Option<i64>> = vec![None; streams.len()];
+    // Parsed but not yet correlated: (input, events).
+    let mut pending: Option<(usize, Vec<Parsed>)> = None;
     loop {
-        // The input that is furthest behind in event time goes next.
+        // The input furthest behind in event time goes next.
         let next = streams
             .iter()
             .enumerate()
             .filter(|(_, s)| !s.is_done())
-            .min_by_key(|(_, s)| s.high_ts.unwrap_or(i64::MIN))
+            .min_by_key(|(i, _)| high[*i].unwrap_or(i64::MIN))
             .map(|(i, _)| i);
-        let Some(i) = next else { break };
-        let s = &mut streams[i];
-        let chunks: Vec<_> = (0..tasks)
-            .map_while(|_| s.read_chunk(CHUNK_BYTES))
-            .collect();
-        let mut parsed: Vec<_> = chunks.par_iter().map(parse_chunk).collect();
-        for p in &mut parsed {
-            s.absorb(p);
-            for ev in p.events.drain(..) {
-                if let Some(t) = ev.ts {
-                    s.high_ts = Some(s.high_ts.map_or(t, |h| h.max(t)));
-                }
-                corr.push(ev, s.high_ts.unwrap_or(0));
-            }
+        if next.is_none() && pending.is_none() {
+            break;
         }
-        let watermark = streams
-            .iter()
-            .filter(|s| !s.is_done())
-            .map(|s| s.high_ts.unwrap_or(i64::MIN))
-            .min()
-            .unwrap_or(i64::MAX);
-        corr.close_idle(watermark, &mut closed);
-        flush(&mut closed, &mut skew);
+        let done: Vec<bool> = streams.iter().map(InputStream::is_done).collect();
+        // Read and parse the next batch on the pool while this thread joins
+        // and labels the previous one.
+        let mut parsed_next: Option<(usize, Vec<Parsed>)> = None;
+        let streams_ref = &mut streams;
+        rayon::in_place_scope(|scope| {
+            if let Some(i) = next {
+                let slot = &mut parsed_next;
+                scope.spawn(move |_| {
+                    let s = &mut streams_ref[i];
+                    let chunks: Vec<_> = (0..tasks).map_while(|_| s.read_chunk(CHUNK_BYTES)).collect();
+                    let mut parsed: Vec<Parsed> = chunks.par_iter().map(parse_chunk).collect();
+                    for p in &mut parsed {
+                        s.absorb(p);
+                    }
+                    *slot = Some((i, parsed));
+                });
+            }
+            if let Some((i, parsed)) = pending.take() {
+                for p in parsed {
+                    for (ev, keys) in p.events {
+                        if let Some(t) = ev.ts {
+                            high[i] = Some(high[i].map_or(t, |h| h.max(t)));
+                        }
+                        corr.push(ev, keys, high[i].unwrap_or(0));
+                    }
+                }
+                let watermark = (0..done.len())
+                    .filter(|&j| !done[j])
+                    .map(|j| high[j].unwrap_or(i64::MIN))
+                    .min()
+                    .unwrap_or(i64::MAX);
+                corr.close_idle(watermark, &mut closed);
+                flush(&mut closed, &mut skew);
+            }
+        });
+        pending = parsed_next;
     }
     corr.close_all(&mut closed);
     flush(&mut closed, &mut skew);

@@ -6,7 +6,6 @@
 //! Keys are the same as in the batch graph ([`super::keys`]); a new event that
 //! shares keys with several open requests merges them.
 
-use super::keys;
 use crate::event::{Event, Source};
 use std::cmp::Reverse;
 use rustc_hash::FxHashMap;
@@ -57,11 +56,11 @@ impl Correlator {
         self.open
     }
 
-    /// Adds one event; `now` is the time to use when the event has none.
-    pub fn push(&mut self, ev: Event, now: i64) {
+    /// Adds one event with its [`keys`]; `now` is the time to use when the
+    /// event has none.
+    pub fn push(&mut self, ev: Event, ks: Vec<String>, now: i64) {
         self.stats.events += 1;
         let t = ev.ts.unwrap_or(now);
-        let ks = keys(&ev);
         if ks.is_empty() && ev.source() != Source::Gateway {
             self.stats.unjoined += 1;
             return;
@@ -171,7 +170,7 @@ impl Correlator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::correlate::build_request;
+    use crate::correlate::{build_request, keys};
     use std::sync::Arc;
 
     fn ev(ts_ms: i64, source: Source, rid: Option<&str>, trace: Option<&str>) -> Event {
@@ -188,27 +187,17 @@ mod tests {
     #[test]
     fn requests_close_after_the_idle_window_and_bridging_events_merge() {
         let mut c = Correlator::new(1_000);
-        c.push(ev(0, Source::Gateway, Some("a"), None), 0);
-        c.push(
-            ev(
-                1,
-                Source::Span,
-                None,
-                Some("0af7651916cd43dd8448eb211c80319c"),
-            ),
-            0,
-        );
-        // This backend line carries both ids: the two open requests become one.
-        c.push(
-            ev(
-                2,
-                Source::Backend,
-                Some("a"),
-                Some("0af7651916cd43dd8448eb211c80319c"),
-            ),
-            0,
-        );
-        c.push(ev(500, Source::Gateway, Some("b"), None), 0);
+        let trace = Some("0af7651916cd43dd8448eb211c80319c");
+        for e in [
+            ev(0, Source::Gateway, Some("a"), None),
+            ev(1, Source::Span, None, trace),
+            // This backend line carries both ids: the two open requests become one.
+            ev(2, Source::Backend, Some("a"), trace),
+            ev(500, Source::Gateway, Some("b"), None),
+        ] {
+            let k = keys(&e);
+            c.push(e, k, 0);
+        }
         assert_eq!(c.open_requests(), 2);
         let mut out = Vec::new();
         c.close_idle(1_200 * 1_000_000, &mut out);

@@ -54,9 +54,10 @@ pub struct Chunk {
     lines: Vec<(u64, u32, u32)>,
 }
 
-/// Events and errors from one chunk, in line order.
+/// Events (with their correlation keys, computed here on the worker thread)
+/// and errors from one chunk, in line order.
 pub struct Parsed {
-    pub events: Vec<Event>,
+    pub events: Vec<(Event, Vec<String>)>,
     pub errors: Vec<LineError>,
 }
 
@@ -70,6 +71,13 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
             errors.push(LineError { line: n, reason: e });
         }
     }
+    let events = events
+        .into_iter()
+        .map(|e| {
+            let k = crate::correlate::keys(&e);
+            (e, k)
+        })
+        .collect();
     Parsed { events, errors }
 }
 
@@ -83,8 +91,6 @@ pub struct InputStream {
     head: Vec<(u64, String)>,
     max_line: usize,
     buf: Vec<u8>,
-    /// Latest event time seen, for the correlator's watermark.
-    pub high_ts: Option<i64>,
 }
 
 fn too_long(report: &mut FileReport, line: u64, n: usize, max: usize) {
@@ -112,7 +118,6 @@ impl InputStream {
             head: Vec::new(),
             max_line,
             buf: Vec::new(),
-            high_ts: None,
         };
         let mut reader = match open_input(input) {
             Ok(r) => LineReader::new(r, max_line),

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Bytes of lines per parse task.
-const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_BYTES: usize = 512 << 10;
 /// Default idle window: a request with no new event for this long (event
 /// time, across all inputs) is complete.
 pub const DEFAULT_WINDOW_MS: u64 = 60_000;
@@ -110,7 +110,7 @@ pub fn run_with(
 
     let mut corr = Correlator::new(opts.window_ms.unwrap_or(DEFAULT_WINDOW_MS));
     let mut skew = SkewEstimator::default();
-    let mut closed: Vec<Vec<Event>> = Vec::new();
+    let mut closed: Vec<(Vec<Event>, Vec<String>)> = Vec::new();
     let tasks = rayon::current_num_threads() * 2;
     let in_range = |r: &Request| {
         let t = r.start.unwrap_or(0);
@@ -118,27 +118,31 @@ pub fn run_with(
     };
     // Building, labelling and dropping requests run on the worker threads; the
     // sink sees them in order on this one.
-    let mut flush = |closed: &mut Vec<Vec<Event>>, skew: &mut SkewEstimator| {
+    // Reused between batches: large fresh vectors cost page faults.
+    let mut labelled: Vec<Option<Labelled>> = Vec::new();
+    let mut flush = |closed: &mut Vec<(Vec<Event>, Vec<String>)>, skew: &mut SkewEstimator| {
         if closed.is_empty() {
             return;
         }
-        let labelled: Vec<Labelled> = closed
+        closed
             .par_drain(..)
-            .map(build_request)
-            .filter(in_range)
             .map_init(
                 || engine.evaluator(),
-                |ev, request| {
+                |ev, (events, keys)| {
+                    let request = build_request(events, keys);
+                    if !in_range(&request) {
+                        return None;
+                    }
                     let verdict = engine.evaluate(ev, &request);
-                    Labelled { request, verdict }
+                    Some(Labelled { request, verdict })
                 },
             )
-            .collect();
-        for l in &labelled {
+            .collect_into_vec(&mut labelled);
+        for l in labelled.iter().flatten() {
             skew.add(&l.request);
             sink(l);
         }
-        labelled.into_par_iter().for_each(drop);
+        labelled.par_drain(..).for_each(drop);
     };
 
     // Event time each input has reached (its latest timestamp so far).
@@ -166,7 +170,9 @@ pub fn run_with(
                 let slot = &mut parsed_next;
                 scope.spawn(move |_| {
                     let s = &mut streams_ref[i];
-                    let chunks: Vec<_> = (0..tasks).map_while(|_| s.read_chunk(CHUNK_BYTES)).collect();
+                    let chunks: Vec<_> = (0..tasks)
+                        .map_while(|_| s.read_chunk(CHUNK_BYTES))
+                        .collect();
                     let mut parsed: Vec<Parsed> = chunks.par_iter().map(parse_chunk).collect();
                     for p in &mut parsed {
                         s.absorb(p);
@@ -176,7 +182,7 @@ pub fn run_with(
             }
             if let Some((i, parsed)) = pending.take() {
                 for p in parsed {
-                    for (ev, keys) in p.events {
+                    for (ev, keys) in p.events.into_iter().zip(p.keys) {
                         if let Some(t) = ev.ts {
                             high[i] = Some(high[i].map_or(t, |h| h.max(t)));
                         }

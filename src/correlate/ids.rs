@@ -9,19 +9,28 @@ pub fn normalize(raw: &str) -> Option<String> {
         return None;
     }
     let b = s.as_bytes();
-    let hexish = b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-');
-    if !hexish || !b.iter().any(|c| c.is_ascii_hexdigit()) {
-        return Some(s.to_string());
-    }
-    let mut h = String::with_capacity(b.len());
-    let mut zero = true;
+    let mut digits = 0;
+    let mut dashes = false;
     for &c in b {
-        if c != b'-' {
-            zero &= c == b'0';
-            h.push(c.to_ascii_lowercase() as char);
+        if c.is_ascii_hexdigit() {
+            digits += 1;
+        } else if c == b'-' {
+            dashes = true;
+        } else {
+            return Some(s.to_string());
         }
     }
-    (!zero).then_some(h)
+    if digits == 0 {
+        return Some(s.to_string());
+    }
+    if b.iter().all(|&c| c == b'0' || c == b'-') {
+        return None;
+    }
+    Some(if dashes {
+        s.replace('-', "").to_ascii_lowercase()
+    } else {
+        s.to_ascii_lowercase()
+    })
 }
 
 /// Normalises a trace id: hex, lowercase, 128-bit.

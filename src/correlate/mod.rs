@@ -94,8 +94,9 @@ pub fn keys(ev: &Event) -> Vec<String> {
     k
 }
 
-/// Derives a request's summary fields from its events.
-pub fn build_request(mut events: Vec<Event>) -> Request {
+/// Derives a request's summary fields from its events and the keys that
+/// joined them.
+pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
     events.sort_by(|a, b| {
         (a.ts.is_none(), a.ts, a.source()).cmp(&(b.ts.is_none(), b.ts, b.source()))
     });
@@ -158,9 +159,8 @@ pub fn build_request(mut events: Vec<Event>) -> Request {
         flags.push(FLAG_ORPHAN_SPAN);
     }
 
-    let mut ids: Vec<String> = events
-        .iter()
-        .flat_map(keys)
+    let mut ids: Vec<String> = keys
+        .into_iter()
         .filter(|k| !k.starts_with("span:"))
         .collect();
     ids.sort();

@@ -7,8 +7,8 @@
 //! shares keys with several open requests merges them.
 
 use crate::event::{Event, Source};
-use std::cmp::Reverse;
 use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 struct Open {
@@ -125,7 +125,7 @@ impl Correlator {
     /// Closes every request idle since before `watermark - idle window`. Each
     /// closed request comes out as its events; [`super::build_request`] (which
     /// sorts and summarises them) runs on the caller's worker threads.
-    pub fn close_idle(&mut self, watermark: i64, out: &mut Vec<Vec<Event>>) {
+    pub fn close_idle(&mut self, watermark: i64, out: &mut Vec<(Vec<Event>, Vec<String>)>) {
         let limit = watermark.saturating_sub(self.idle_ns);
         while let Some(&Reverse((t, s))) = self.queue.peek() {
             if t >= limit {
@@ -145,7 +145,7 @@ impl Correlator {
     }
 
     /// Closes everything (end of input).
-    pub fn close_all(&mut self, out: &mut Vec<Vec<Event>>) {
+    pub fn close_all(&mut self, out: &mut Vec<(Vec<Event>, Vec<String>)>) {
         self.close_idle(i64::MAX, out);
         for s in 0..self.slots.len() as u32 {
             if self.slots[s as usize].is_some() {
@@ -154,7 +154,7 @@ impl Correlator {
         }
     }
 
-    fn close(&mut self, s: u32) -> Vec<Event> {
+    fn close(&mut self, s: u32) -> (Vec<Event>, Vec<String>) {
         let open = self.slots[s as usize].take().expect("open slot");
         self.free.push(s);
         self.open -= 1;
@@ -163,7 +163,7 @@ impl Correlator {
                 self.by_key.remove(k);
             }
         }
-        open.events
+        (open.events, open.keys)
     }
 }
 
@@ -202,7 +202,7 @@ mod tests {
         let mut out = Vec::new();
         c.close_idle(1_200 * 1_000_000, &mut out);
         assert_eq!(out.len(), 1, "only the first request is idle for 1 s");
-        let first = build_request(out[0].clone());
+        let first = build_request(out[0].0.clone(), out[0].1.clone());
         assert_eq!(first.events.len(), 3);
         assert_eq!(first.request_id.as_deref(), Some("a"));
         c.close_all(&mut out);

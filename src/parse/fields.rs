@@ -195,7 +195,13 @@ impl FieldMap {
     }
 
     /// Offers a value by key; a key with no use is kept as an attribute.
-    pub fn offer_key<'a>(&self, fill: &mut Fill<'a>, key: &str, value: Cow<'a, str>, ev: &mut Event) {
+    pub fn offer_key<'a>(
+        &self,
+        fill: &mut Fill<'a>,
+        key: &str,
+        value: Cow<'a, str>,
+        ev: &mut Event,
+    ) {
         match self.slot(key) {
             Some(slot) => fill.offer(slot, value),
             None if !is_missing(&value) => ev.attributes.push((Arc::from(key), value.into_owned())),
@@ -326,7 +332,9 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
                 ev.trace_id.get_or_insert(trace);
                 ev.parent_span_id.get_or_insert(parent);
             }
-            None => ev.attributes.push((Arc::from("traceparent"), v.to_string())),
+            None => ev
+                .attributes
+                .push((Arc::from("traceparent"), v.to_string())),
         },
     }
     Ok(())

@@ -203,7 +203,11 @@ impl Tokenizer {
             match p {
                 Piece::Lit(l) => steps.push(Step::Lit(l.as_bytes().to_vec())),
                 Piece::Var(name) => steps.push(match pieces.get(i + 1) {
-                    Some(Piece::Lit(l)) if MULTI_VALUED.contains(&name.as_str()) && l.starts_with(' ') => Step::List,
+                    Some(Piece::Lit(l))
+                        if MULTI_VALUED.contains(&name.as_str()) && l.starts_with(' ') =>
+                    {
+                        Step::List
+                    }
                     Some(Piece::Lit(l)) => Step::Until(l.as_bytes()[0]),
                     Some(Piece::Var(_)) => return Ok(None),
                     None if tail => Step::Until(b' '),

@@ -241,7 +241,13 @@ impl Format {
         Ok(())
     }
 
-    fn offer_group<'a>(&self, g: Option<&Group>, value: &'a str, fill: &mut Fill<'a>, ev: &mut Event) {
+    fn offer_group<'a>(
+        &self,
+        g: Option<&Group>,
+        value: &'a str,
+        fill: &mut Fill<'a>,
+        ev: &mut Event,
+    ) {
         let Some(g) = g else { return };
         match g.slot {
             Some(slot) => fill.offer(slot, Cow::Borrowed(value)),

@@ -57,7 +57,9 @@ pub struct Chunk {
 /// Events (with their correlation keys, computed here on the worker thread)
 /// and errors from one chunk, in line order.
 pub struct Parsed {
-    pub events: Vec<(Event, Vec<String>)>,
+    pub events: Vec<Event>,
+    /// `keys[i]` are the correlation keys of `events[i]`.
+    pub keys: Vec<Vec<String>>,
     pub errors: Vec<LineError>,
 }
 
@@ -66,19 +68,21 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
     let mut errors = Vec::new();
     for &(n, a, b) in &chunk.lines {
         let bytes = &chunk.data[a as usize..b as usize];
-        let text = String::from_utf8_lossy(bytes);
+        // Valid UTF-8 is the rule; only broken lines pay for the lossy copy.
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         if let Err(e) = chunk.format.parse(&text, &chunk.file, n, &mut events) {
             errors.push(LineError { line: n, reason: e });
         }
     }
-    let events = events
-        .into_iter()
-        .map(|e| {
-            let k = crate::correlate::keys(&e);
-            (e, k)
-        })
-        .collect();
-    Parsed { events, errors }
+    let keys = events.iter().map(crate::correlate::keys).collect();
+    Parsed {
+        events,
+        keys,
+        errors,
+    }
 }
 
 type Reader = LineReader<Box<dyn BufRead + Send>>;

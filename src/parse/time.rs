@@ -99,11 +99,16 @@ fn parse_clf_fast(s: &str) -> Option<i64> {
         Some(v)
     };
     const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
     ];
     let month = MONTHS.iter().position(|m| &b[3..6] == *m)? as u32 + 1;
     let date = chrono::NaiveDate::from_ymd_opt(num(7..11)? as i32, month, num(0..2)? as u32)?;
-    let secs = date.and_hms_opt(num(12..14)? as u32, num(15..17)? as u32, num(18..20)? as u32)?;
+    let secs = date.and_hms_opt(
+        num(12..14)? as u32,
+        num(15..17)? as u32,
+        num(18..20)? as u32,
+    )?;
     let sign = match b[21] {
         b'+' => 1,
         b'-' => -1,
@@ -172,8 +177,14 @@ mod tests {
         );
         assert_eq!(TimeFormat::Auto.parse("not a time"), None);
         // The fast CLF path agrees with chrono, offsets included.
-        for s in ["10/Oct/2000:13:55:36 -0700", "29/Feb/2024:00:00:01 +0530", "31/Dec/1999:23:59:59 +0000"] {
-            let slow = DateTime::parse_from_str(s, "%d/%b/%Y:%H:%M:%S %z").unwrap().timestamp_nanos_opt();
+        for s in [
+            "10/Oct/2000:13:55:36 -0700",
+            "29/Feb/2024:00:00:01 +0530",
+            "31/Dec/1999:23:59:59 +0000",
+        ] {
+            let slow = DateTime::parse_from_str(s, "%d/%b/%Y:%H:%M:%S %z")
+                .unwrap()
+                .timestamp_nanos_opt();
             assert_eq!(parse_clf_fast(s), slow, "{s}");
         }
         assert_eq!(parse_clf_fast("31/Foo/1999:23:59:59 +0000"), None);

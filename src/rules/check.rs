@@ -3,7 +3,7 @@
 
 use super::pack::ExampleEvent;
 use super::Engine;
-use crate::correlate::build_request;
+use crate::correlate::{build_request, keys};
 use crate::event::{Event, Origin, Source, SpanException, SpanFields, SpanKind};
 use std::sync::Arc;
 
@@ -91,13 +91,14 @@ pub fn check_examples(engine: &Engine) -> (usize, Vec<ExampleFailure>) {
         }
         for (n, ex) in rule.def.examples.iter().enumerate() {
             run += 1;
-            let events = ex
+            let events: Vec<Event> = ex
                 .events
                 .iter()
                 .enumerate()
                 .map(|(i, e)| to_event(e, i))
                 .collect();
-            let req = build_request(events);
+            let keys = events.iter().flat_map(keys).collect();
+            let req = build_request(events, keys);
             let verdict = engine.evaluate(&mut ev, &req);
             let got = verdict.as_ref().map(|v| v.label.as_str()).unwrap_or("none");
             let fail = |problem: String| ExampleFailure {

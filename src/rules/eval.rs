@@ -235,6 +235,11 @@ impl Engine {
         })
     }
 
+    /// Evaluates every request afresh (for checking the memo).
+    pub fn disable_memo(&mut self) {
+        self.refs = None;
+    }
+
     pub fn evaluator(&self) -> Evaluator {
         let mut root = Context::with_env(self.env.clone());
         let patterns = self.patterns.clone();

@@ -42,8 +42,11 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
             })?;
             eprint!("{}", summary::render_errors(&info.files));
-            if let Some(e) = write_error {
-                return Err(e).context("cannot write to stdout");
+            match write_error {
+                // `tracejoin analyze --json | head` is not an error.
+                Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(EXIT_OK),
+                Some(e) => return Err(e).context("cannot write to stdout"),
+                None => {}
             }
             if !json {
                 write!(

@@ -4,6 +4,7 @@
 //! kept in `attributes` so nothing is dropped on the way to the timeline.
 
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -130,7 +131,8 @@ pub struct Event {
     /// Unix time in nanoseconds, UTC.
     pub ts: Option<i64>,
     pub source: Option<Source>,
-    pub format: Arc<str>,
+    /// The definition's name (interned: formats are loaded once per process).
+    pub format: &'static str,
     pub origin: Option<Origin>,
     pub service: Option<String>,
     pub request_id: Option<String>,
@@ -157,7 +159,9 @@ pub struct Event {
     /// The gateway's own failure indicator (Envoy flags, `limit_req` status, ...).
     pub gateway_error: Option<String>,
     pub span: Option<Box<SpanFields>>,
-    pub attributes: Vec<(Arc<str>, String)>,
+    /// Names are shared `'static` strings for fields a definition knows, owned
+    /// for keys met in the data (JSON): no atomic reference counts on the hot path.
+    pub attributes: Vec<(Cow<'static, str>, String)>,
 }
 
 impl Event {

@@ -8,7 +8,6 @@ use crate::event::Event;
 use anyhow::{bail, Result};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::sync::Arc;
 
 /// Every event field a definition may fill, plus the composite inputs that
 /// are split into several fields (`request`, `traceparent`, ...).
@@ -204,7 +203,9 @@ impl FieldMap {
     ) {
         match self.slot(key) {
             Some(slot) => fill.offer(slot, value),
-            None if !is_missing(&value) => ev.attributes.push((Arc::from(key), value.into_owned())),
+            None if !is_missing(&value) => ev
+                .attributes
+                .push((Cow::Owned(key.to_string()), value.into_owned())),
             None => {}
         }
     }
@@ -323,7 +324,7 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
                 set_uri(uri, ev);
             } else {
                 // nginx logs garbage request lines as they came ("\x16\x03...").
-                ev.attributes.push((Arc::from("request"), v.to_string()));
+                ev.attributes.push((Cow::Borrowed("request"), v.to_string()));
             }
         }
         Target::Uri => set_uri(v, ev),
@@ -334,7 +335,7 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
             }
             None => ev
                 .attributes
-                .push((Arc::from("traceparent"), v.to_string())),
+                .push((Cow::Borrowed("traceparent"), v.to_string())),
         },
     }
     Ok(())
@@ -359,6 +360,6 @@ fn set_uri(uri: &str, ev: &mut Event) {
     };
     ev.path = Some(if path.is_empty() { "/" } else { path }.to_string());
     if let Some(q) = query {
-        ev.attributes.push((Arc::from("query"), q.to_string()));
+        ev.attributes.push((Cow::Borrowed("query"), q.to_string()));
     }
 }

@@ -102,7 +102,7 @@ pub fn decode(
     text: &str,
     signal: Source,
     fields: &FieldMap,
-    format: &Arc<str>,
+    format: &'static str,
     file: &Arc<str>,
     line: u64,
     out: &mut Vec<Event>,
@@ -116,7 +116,7 @@ pub fn decode(
                     for span in &ss.spans {
                         let mut ev = Event {
                             source: Some(Source::Span),
-                            format: format.clone(),
+                            format,
                             ..Default::default()
                         };
                         fields.apply(record(rs.resource.as_ref(), &span.attributes), &mut ev)?;
@@ -195,7 +195,7 @@ pub fn decode(
                     for rec in &sl.log_records {
                         let mut ev = Event {
                             source: Some(Source::OtelLog),
-                            format: format.clone(),
+                            format,
                             ..Default::default()
                         };
                         fields.apply(record(rl.resource.as_ref(), &rec.attributes), &mut ev)?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 /// A capture group's name and where its value goes.
 struct Group {
-    name: Arc<str>,
+    name: &'static str,
     slot: Option<Slot>,
 }
 
@@ -31,6 +31,8 @@ enum Imp {
 pub struct Format {
     pub def: Definition,
     pub name: Arc<str>,
+    /// The same name, interned for events.
+    pub static_name: &'static str,
     pub source: Source,
     /// `built-in` or the file it was loaded from.
     pub loaded_from: String,
@@ -102,14 +104,14 @@ impl Format {
                 .capture_names()
                 .map(|n| {
                     n.map(|n| Group {
-                        name: Arc::from(n),
+                        name: intern(n),
                         slot: fields.slot(n),
                     })
                 })
                 .collect();
         }
         if let Imp::Regex { groups, .. } = &imp {
-            let names: Vec<&str> = groups.iter().flatten().map(|g| &*g.name).collect();
+            let names: Vec<&str> = groups.iter().flatten().map(|g| g.name).collect();
             for (target, spec) in &def.fields {
                 for key in spec.options().from {
                     let known = names.contains(&key.as_str());
@@ -130,6 +132,7 @@ impl Format {
             .collect();
         let format = Format {
             name: Arc::from(def.name.as_str()),
+            static_name: intern(&def.name),
             source,
             loaded_from,
             imp,
@@ -155,7 +158,7 @@ impl Format {
     ) -> Result<(), String> {
         let base = || Event {
             source: Some(self.source),
-            format: self.name.clone(),
+            format: self.static_name,
             origin: Some(Origin {
                 file: file.clone(),
                 line,
@@ -191,7 +194,7 @@ impl Format {
                         let mut tail_text = None;
                         for (i, g) in groups.iter().enumerate().skip(1) {
                             let Some(m) = caps.get(i) else { continue };
-                            if *tail && g.as_ref().is_some_and(|g| &*g.name == TAIL) {
+                            if *tail && g.as_ref().is_some_and(|g| g.name == TAIL) {
                                 tail_text = Some(m.as_str());
                             } else {
                                 self.offer_group(g.as_ref(), m.as_str(), &mut fill, &mut ev);
@@ -235,7 +238,7 @@ impl Format {
                 if signal != self.source {
                     return Err(format!("OTLP {} document, not {}", signal, self.source));
                 }
-                otlp::decode(text, signal, &self.fields, &self.name, file, line, out)?;
+                otlp::decode(text, signal, &self.fields, self.static_name, file, line, out)?;
             }
         }
         Ok(())
@@ -252,7 +255,7 @@ impl Format {
         match g.slot {
             Some(slot) => fill.offer(slot, Cow::Borrowed(value)),
             None if !super::fields::is_missing(value) => {
-                ev.attributes.push((g.name.clone(), value.to_string()))
+                ev.attributes.push((Cow::Borrowed(g.name), value.to_string()))
             }
             None => {}
         }
@@ -300,6 +303,13 @@ impl Format {
         }
         Ok(())
     }
+}
+
+/// Leaks one copy of a name a definition declares (format and capture-group
+/// names): definitions are loaded once per process, and events then carry a
+/// plain `&'static str` instead of a reference count shared by every thread.
+fn intern(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
 }
 
 /// All loaded formats, built-in first, then the user's (which may replace a

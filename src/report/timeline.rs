@@ -139,6 +139,7 @@ fn waterfall(r: &crate::correlate::Request, o: &mut String) {
         .events
         .iter()
         .filter(|e| e.source() == Source::Span && e.ts.is_some())
+        .map(|e| &**e)
         .collect();
     if spans.is_empty() {
         return;

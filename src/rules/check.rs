@@ -48,7 +48,7 @@ fn to_event(x: &ExampleEvent, i: usize) -> Event {
     Event {
         ts: Some(1_700_000_000_000_000_000 + i as i64 * 1_000_000),
         source: Some(source),
-        format: Arc::from("example"),
+        format: "example",
         origin: Some(Origin {
             file: Arc::from("example"),
             line: i as u64 + 1,
@@ -78,7 +78,7 @@ fn to_event(x: &ExampleEvent, i: usize) -> Event {
 
 /// Runs every example; returns (examples run, failures).
 pub fn check_examples(engine: &Engine) -> (usize, Vec<ExampleFailure>) {
-    let mut ev = engine.evaluator();
+    let ev = engine.evaluator();
     let mut run = 0;
     let mut failures = Vec::new();
     for rule in &engine.rules {
@@ -91,15 +91,15 @@ pub fn check_examples(engine: &Engine) -> (usize, Vec<ExampleFailure>) {
         }
         for (n, ex) in rule.def.examples.iter().enumerate() {
             run += 1;
-            let events: Vec<Event> = ex
+            let events: Vec<Box<Event>> = ex
                 .events
                 .iter()
                 .enumerate()
-                .map(|(i, e)| to_event(e, i))
+                .map(|(i, e)| Box::new(to_event(e, i)))
                 .collect();
-            let keys = events.iter().flat_map(keys).collect();
+            let keys = events.iter().flat_map(|e| keys(e)).collect();
             let req = build_request(events, keys);
-            let verdict = engine.evaluate(&mut ev, &req);
+            let verdict = engine.evaluate(&ev, &req);
             let got = verdict.as_ref().map(|v| v.label.as_str()).unwrap_or("none");
             let fail = |problem: String| ExampleFailure {
                 rule: rule.def.name.clone(),

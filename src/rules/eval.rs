@@ -27,19 +27,21 @@ pub struct Engine {
     /// The fields the rules read; `None` when a rule reads whole objects, which
     /// turns memoisation off.
     refs: Option<Refs>,
+    /// Decisions by memo key, one shard per worker thread (plus one for
+    /// threads outside the pool), so that lookups never contend.
+    memos: Vec<std::sync::Mutex<Memo>>,
     empty_event: Value,
     /// Conditions that raised an error (e.g. a type mismatch): counted, shown.
     pub errors: AtomicU64,
     pub first_error: std::sync::Mutex<Option<String>>,
 }
 
-/// A per-thread evaluation context (CEL contexts are not shared across threads)
-/// with its memo of decisions.
+/// A per-thread evaluation context (CEL contexts are not shared across threads).
 pub struct Evaluator {
     root: Context<'static, 'static>,
-    memo: HashMap<String, Option<Decision>>,
-    pub memo_hits: u64,
 }
+
+type Memo = HashMap<String, Option<Decision>>;
 
 /// Memo entries kept per thread before the memo starts over.
 const MEMO_CAP: usize = 100_000;
@@ -227,6 +229,9 @@ impl Engine {
         Ok(Engine {
             env,
             refs,
+            memos: (0..=rayon::current_num_threads())
+                .map(|_| std::sync::Mutex::new(Memo::default()))
+                .collect(),
             empty_event: event_value(&Event::default()),
             rules,
             patterns: Arc::new(patterns),
@@ -250,11 +255,7 @@ impl Engine {
             }
         })
         .expect("`like` does not clash with the CEL standard library");
-        Evaluator {
-            root,
-            memo: HashMap::new(),
-            memo_hits: 0,
-        }
+        Evaluator { root }
     }
 
     /// The values of every field the rules read, as one memo key.
@@ -304,25 +305,28 @@ impl Engine {
     }
 
     /// Labels a failed request; `None` for a request that did not fail.
-    pub fn evaluate(&self, ev: &mut Evaluator, req: &Request) -> Option<Verdict> {
+    pub fn evaluate(&self, ev: &Evaluator, req: &Request) -> Option<Verdict> {
         if !req.failed {
             return None;
         }
         let decision = match self.memo_key(req) {
-            Some(key) => match ev.memo.get(&key) {
-                Some(d) => {
-                    ev.memo_hits += 1;
-                    d.clone()
-                }
-                None => {
-                    let d = self.decide(ev, req);
-                    if ev.memo.len() >= MEMO_CAP {
-                        ev.memo.clear();
+            Some(key) => {
+                let shard = rayon::current_thread_index()
+                    .unwrap_or(self.memos.len() - 1)
+                    .min(self.memos.len() - 1);
+                let mut memo = self.memos[shard].lock().unwrap_or_else(|p| p.into_inner());
+                match memo.get(&key) {
+                    Some(d) => d.clone(),
+                    None => {
+                        let d = self.decide(ev, req);
+                        if memo.len() >= MEMO_CAP {
+                            memo.clear();
+                        }
+                        memo.insert(key, d.clone());
+                        d
                     }
-                    ev.memo.insert(key, d.clone());
-                    d
                 }
-            },
+            }
             None => self.decide(ev, req),
         };
         Some(match decision {
@@ -333,7 +337,7 @@ impl Engine {
 
     /// Runs the rules in priority order (CEL).
     fn decide(&self, ev: &Evaluator, req: &Request) -> Option<Decision> {
-        let events: Vec<Value> = req.events.iter().map(event_value).collect();
+        let events: Vec<Value> = req.events.iter().map(|e| event_value(e)).collect();
         let mut scope = ev.root.new_inner_scope();
         scope.add_variable_from_value("request", request_value(req));
         scope.add_variable_from_value(

@@ -51,7 +51,10 @@ fn the_origin_wins_and_the_outranked_evidence_is_cited() {
     assert_eq!(v.label, "transform");
     assert_eq!(v.rule, "backend-payload-rejected");
     assert!(v.explanation.contains("items[0].sku is required"));
-    assert!(v.evidence.iter().any(|e| e.origin.ends_with("orders.log:1")));
+    assert!(v
+        .evidence
+        .iter()
+        .any(|e| e.origin.ends_with("orders.log:1")));
     // The gateway's 502 is in the evidence too.
     assert!(v
         .evidence
@@ -71,5 +74,8 @@ fn a_failure_no_rule_explains_is_unknown_and_says_what_is_missing() {
     let a = analyze(&[dir.path()]);
     let v = a.requests[0].verdict.as_ref().unwrap();
     assert_eq!(v.label, "unknown");
-    assert_eq!(v.explanation, "status 418; no rule matched (no span, no backend log)");
+    assert_eq!(
+        v.explanation,
+        "status 418; no rule matched (no span, no backend log)"
+    );
 }

@@ -11,7 +11,7 @@ mod window;
 pub use skew::{Skew, SkewEstimator};
 pub use window::{Correlator, WindowStats};
 
-use crate::event::{Event, Source, SpanKind};
+use crate::event::{Event, Source, SpanKind, Text};
 
 /// Why a request's timeline may be incomplete; flagged, never dropped.
 pub const FLAG_GATEWAY_ONLY: &str = "gateway_only";
@@ -28,19 +28,19 @@ pub struct Request {
     pub gateway: Option<usize>,
     /// Index of the entry server span (the one whose parent is outside the trace).
     pub server_span: Option<usize>,
-    pub request_id: Option<String>,
-    pub trace_id: Option<String>,
+    pub request_id: Option<Text>,
+    pub trace_id: Option<Text>,
     /// Every normalised id that joined this request.
     pub ids: Vec<String>,
     pub start: Option<i64>,
     pub duration_ms: Option<f64>,
-    pub method: Option<String>,
-    pub host: Option<String>,
-    pub path: Option<String>,
-    pub route: Option<String>,
+    pub method: Option<Text>,
+    pub host: Option<Text>,
+    pub path: Option<Text>,
+    pub route: Option<Text>,
     pub status: Option<u16>,
-    pub service: Option<String>,
-    pub consumer: Option<String>,
+    pub service: Option<Text>,
+    pub consumer: Option<Text>,
     pub failed: bool,
     pub flags: Vec<&'static str>,
 }
@@ -169,7 +169,7 @@ pub fn build_request(mut events: Vec<Box<Event>>, keys: Vec<String>) -> Request 
 
     let g: Option<&Event> = gateway.map(|i| &*events[i]);
     let s: Option<&Event> = server_span.map(|i| &*events[i]);
-    let pick = |f: fn(&Event) -> Option<&String>| -> Option<String> {
+    let pick = |f: fn(&Event) -> Option<&Text>| -> Option<Text> {
         g.and_then(f)
             .or_else(|| s.and_then(f))
             .or_else(|| events.iter().find_map(|e| f(e)))
@@ -180,7 +180,8 @@ pub fn build_request(mut events: Vec<Box<Event>>, keys: Vec<String>) -> Request 
         .or_else(|| events.iter().find_map(|e| e.request_id.clone()));
     let trace_id = events
         .iter()
-        .find_map(|e| e.trace_id.as_deref().and_then(ids::normalize_trace));
+        .find_map(|e| e.trace_id.as_deref().and_then(ids::normalize_trace))
+        .map(Text::from);
     let status = g
         .and_then(|e| e.status)
         .or_else(|| s.and_then(|e| e.status))

@@ -171,14 +171,15 @@ impl Correlator {
 mod tests {
     use super::*;
     use crate::correlate::{build_request, keys};
+    use crate::event::Text;
 
     fn ev(ts_ms: i64, source: Source, rid: Option<&str>, trace: Option<&str>) -> Event {
         Event {
             ts: Some(ts_ms * 1_000_000),
             source: Some(source),
             format: "t",
-            request_id: rid.map(str::to_string),
-            trace_id: trace.map(str::to_string),
+            request_id: rid.map(Text::from),
+            trace_id: trace.map(Text::from),
             ..Default::default()
         }
     }

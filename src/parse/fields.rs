@@ -4,7 +4,7 @@
 use super::definition::{Definition, FieldOptions};
 use super::time::TimeFormat;
 use crate::correlate::ids;
-use crate::event::Event;
+use crate::event::{Event, Text};
 use anyhow::{bail, Result};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
@@ -271,7 +271,7 @@ fn sum_numbers(v: &str) -> Option<f64> {
 
 fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
     let v = v.trim();
-    let s = || Some(v.to_string());
+    let s = || Some(Text::from(v));
     match rule.target {
         Target::Ts => {
             ev.ts = Some(
@@ -306,13 +306,13 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
         Target::BytesOut => ev.bytes_out = v.parse().ok(),
         Target::ClientIp => ev.client_ip = s(),
         Target::Consumer => ev.consumer = s(),
-        Target::Level => ev.level = Some(v.to_ascii_lowercase()),
+        Target::Level => ev.level = Some(v.to_ascii_lowercase().into()),
         Target::Message => ev.message = s(),
         Target::GatewayError => {
             if !rule.ignore.iter().any(|i| i == v) {
                 ev.gateway_error = Some(match &rule.prefix {
-                    Some(p) => format!("{p}{v}"),
-                    None => v.to_string(),
+                    Some(p) => format!("{p}{v}").into(),
+                    None => v.into(),
                 });
             }
         }
@@ -320,18 +320,19 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
             let mut parts = v.splitn(3, ' ');
             let method = parts.next().unwrap_or_default();
             if let Some(uri) = parts.next() {
-                ev.method = Some(method.to_string());
+                ev.method = Some(method.into());
                 set_uri(uri, ev);
             } else {
                 // nginx logs garbage request lines as they came ("\x16\x03...").
-                ev.attributes.push((Cow::Borrowed("request"), v.to_string()));
+                ev.attributes
+                    .push((Cow::Borrowed("request"), v.to_string()));
             }
         }
         Target::Uri => set_uri(v, ev),
         Target::Traceparent => match ids::parse_traceparent(v) {
             Some((trace, parent)) => {
-                ev.trace_id.get_or_insert(trace);
-                ev.parent_span_id.get_or_insert(parent);
+                ev.trace_id.get_or_insert(trace.into());
+                ev.parent_span_id.get_or_insert(parent.into());
             }
             None => ev
                 .attributes
@@ -348,7 +349,7 @@ fn set_uri(uri: &str, ev: &mut Event) {
             let rest = &uri[i + 3..];
             let slash = rest.find('/').unwrap_or(rest.len());
             if ev.host.is_none() && slash > 0 {
-                ev.host = Some(rest[..slash].to_string());
+                ev.host = Some(rest[..slash].into());
             }
             &rest[slash..]
         }
@@ -358,7 +359,7 @@ fn set_uri(uri: &str, ev: &mut Event) {
         Some((p, q)) => (p, Some(q)),
         None => (without_scheme, None),
     };
-    ev.path = Some(if path.is_empty() { "/" } else { path }.to_string());
+    ev.path = Some(if path.is_empty() { "/" } else { path }.into());
     if let Some(q) = query {
         ev.attributes.push((Cow::Borrowed("query"), q.to_string()));
     }

@@ -7,7 +7,7 @@
 //! definition's `[fields]`, like any other format.
 
 use super::fields::FieldMap;
-use crate::event::{Event, Origin, Source, SpanException, SpanFields, SpanKind};
+use crate::event::{Event, Origin, Source, SpanException, SpanFields, SpanKind, Text};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -69,8 +69,8 @@ pub fn hex(b: &[u8]) -> String {
     s
 }
 
-fn id(b: &[u8]) -> Option<String> {
-    (!b.is_empty() && b.iter().any(|&x| x != 0)).then(|| hex(b))
+fn id(b: &[u8]) -> Option<Text> {
+    (!b.is_empty() && b.iter().any(|&x| x != 0)).then(|| hex(b).into())
 }
 
 fn record<'a>(
@@ -164,15 +164,16 @@ pub fn decode(
                             ev.level = Some("error".into());
                         }
                         // The message of a span is what went wrong, if anything did.
-                        ev.message = Some(match (exceptions.first(), &status_message) {
-                            (Some(SpanException { r#type, message }), _) => format!(
-                                "{}: {}",
-                                r#type.as_deref().unwrap_or("exception"),
-                                message.as_deref().unwrap_or("")
-                            ),
-                            (None, Some(m)) => format!("{}: {m}", span.name),
-                            (None, None) => span.name.clone(),
-                        });
+                        ev.message =
+                            Some(Text::from(match (exceptions.first(), &status_message) {
+                                (Some(SpanException { r#type, message }), _) => format!(
+                                    "{}: {}",
+                                    r#type.as_deref().unwrap_or("exception"),
+                                    message.as_deref().unwrap_or("")
+                                ),
+                                (None, Some(m)) => format!("{}: {m}", span.name),
+                                (None, None) => span.name.clone(),
+                            }));
                         ev.span = Some(Box::new(SpanFields {
                             name: span.name.clone(),
                             kind: SpanKind::from_otlp(span.kind),
@@ -210,11 +211,11 @@ pub fn decode(
                         ev.trace_id = id(&rec.trace_id).or(ev.trace_id);
                         ev.span_id = id(&rec.span_id).or(ev.span_id);
                         ev.level = Some(if rec.severity_text.is_empty() {
-                            severity_name(rec.severity_number).to_string()
+                            severity_name(rec.severity_number).into()
                         } else {
-                            rec.severity_text.to_ascii_lowercase()
+                            rec.severity_text.to_ascii_lowercase().into()
                         });
-                        ev.message = rec.body.as_ref().and_then(any_to_string);
+                        ev.message = rec.body.as_ref().and_then(any_to_string).map(Text::from);
                         out.push(ev);
                     }
                 }

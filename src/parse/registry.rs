@@ -238,7 +238,15 @@ impl Format {
                 if signal != self.source {
                     return Err(format!("OTLP {} document, not {}", signal, self.source));
                 }
-                otlp::decode(text, signal, &self.fields, self.static_name, file, line, out)?;
+                otlp::decode(
+                    text,
+                    signal,
+                    &self.fields,
+                    self.static_name,
+                    file,
+                    line,
+                    out,
+                )?;
             }
         }
         Ok(())
@@ -254,9 +262,9 @@ impl Format {
         let Some(g) = g else { return };
         match g.slot {
             Some(slot) => fill.offer(slot, Cow::Borrowed(value)),
-            None if !super::fields::is_missing(value) => {
-                ev.attributes.push((Cow::Borrowed(g.name), value.to_string()))
-            }
+            None if !super::fields::is_missing(value) => ev
+                .attributes
+                .push((Cow::Borrowed(g.name), value.to_string())),
             None => {}
         }
     }

@@ -119,7 +119,7 @@ pub fn render(l: &Labelled) -> String {
         let off =
             e.ts.map(|t| format!("{:+10.3} ms", (t - t0) as f64 / 1e6))
                 .unwrap_or_else(|| format!("{:>13}", "?"));
-        let who = e.service.clone().unwrap_or_else(|| e.format.to_string());
+        let who = e.service.as_deref().unwrap_or(e.format);
         let _ = writeln!(
             o,
             "  {off}  {:<8} {:<16} {}   ({})",

@@ -19,7 +19,7 @@ fn to_event(x: &ExampleEvent, i: usize) -> Event {
     let source = Source::parse(&x.source).unwrap_or(Source::Backend);
     let span = (source == Source::Span).then(|| {
         Box::new(SpanFields {
-            name: x.span_name.clone().unwrap_or_else(|| "span".into()),
+            name: x.span_name.as_deref().unwrap_or("span").to_string(),
             kind: match x.span_kind.as_deref() {
                 Some("client") => SpanKind::Client,
                 Some("internal") => SpanKind::Internal,

@@ -1,7 +1,7 @@
 use super::pack::{Pack, RuleDef};
 use super::{Evidence, Verdict, LABELS};
 use crate::correlate::Request;
-use crate::event::{Event, Source};
+use crate::event::{Event, Source, Text};
 use anyhow::{anyhow, bail, Context as _, Result};
 use cel::{Context, Env, Program, Value};
 use regex::Regex;
@@ -594,19 +594,19 @@ fn fill_template(t: &str, req: &Request, e: &Event) -> String {
 fn request_field(req: &Request, f: &str) -> Option<String> {
     Some(match f {
         "status" => req.status?.to_string(),
-        "method" => req.method.clone()?,
-        "path" => req.path.clone()?,
-        "host" => req.host.clone()?,
-        "route" => req.route.clone()?,
-        "service" => req.service.clone()?,
-        "consumer" => req.consumer.clone()?,
-        "request_id" => req.request_id.clone()?,
+        "method" => req.method.as_deref()?.to_string(),
+        "path" => req.path.as_deref()?.to_string(),
+        "host" => req.host.as_deref()?.to_string(),
+        "route" => req.route.as_deref()?.to_string(),
+        "service" => req.service.as_deref()?.to_string(),
+        "consumer" => req.consumer.as_deref()?.to_string(),
+        "request_id" => req.request_id.as_deref()?.to_string(),
         _ => return None,
     })
 }
 
-fn s(v: &Option<String>) -> Value {
-    Value::from(v.clone().unwrap_or_default())
+fn s(v: &Option<Text>) -> Value {
+    Value::from(v.as_deref().unwrap_or("").to_string())
 }
 
 fn map(entries: Vec<(&'static str, Value)>) -> Value {
@@ -617,7 +617,7 @@ fn map(entries: Vec<(&'static str, Value)>) -> Value {
 /// An event field as text, named as in [`event_value`] (for memo keys).
 fn event_text<'a>(e: &'a Event, f: &str) -> std::borrow::Cow<'a, str> {
     use std::borrow::Cow;
-    let o = |v: &'a Option<String>| Cow::Borrowed(v.as_deref().unwrap_or(""));
+    let o = |v: &'a Option<Text>| Cow::Borrowed(v.as_deref().unwrap_or(""));
     let sp = e.span.as_deref();
     match f {
         "source" => Cow::Borrowed(if e.source.is_some() {
@@ -665,12 +665,12 @@ fn request_text(r: &Request, f: &str) -> String {
     match f {
         "status" => r.status.unwrap_or(0).to_string(),
         "failed" => r.failed.to_string(),
-        "method" => r.method.clone().unwrap_or_default(),
-        "host" => r.host.clone().unwrap_or_default(),
-        "path" => r.path.clone().unwrap_or_default(),
-        "route" => r.route.clone().unwrap_or_default(),
-        "service" => r.service.clone().unwrap_or_default(),
-        "consumer" => r.consumer.clone().unwrap_or_default(),
+        "method" => r.method.as_deref().unwrap_or("").to_string(),
+        "host" => r.host.as_deref().unwrap_or("").to_string(),
+        "path" => r.path.as_deref().unwrap_or("").to_string(),
+        "route" => r.route.as_deref().unwrap_or("").to_string(),
+        "service" => r.service.as_deref().unwrap_or("").to_string(),
+        "consumer" => r.consumer.as_deref().unwrap_or("").to_string(),
         "duration_ms" => r.duration_ms.unwrap_or(0.0).to_string(),
         "flags" => r.flags.join(","),
         _ => format!("{:?}", r.sources()),

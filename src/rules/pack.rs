@@ -1,5 +1,6 @@
 //! The schema of a rule pack (`rules/*.toml`).
 
+use crate::event::Text;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -52,21 +53,21 @@ pub struct Example {
 #[serde(deny_unknown_fields)]
 pub struct ExampleEvent {
     pub source: String,
-    pub request_id: Option<String>,
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
-    pub parent_span_id: Option<String>,
-    pub service: Option<String>,
-    pub method: Option<String>,
-    pub path: Option<String>,
+    pub request_id: Option<Text>,
+    pub trace_id: Option<Text>,
+    pub span_id: Option<Text>,
+    pub parent_span_id: Option<Text>,
+    pub service: Option<Text>,
+    pub method: Option<Text>,
+    pub path: Option<Text>,
     pub status: Option<u16>,
-    pub upstream_status: Option<String>,
-    pub upstream_addr: Option<String>,
-    pub gateway_error: Option<String>,
-    pub level: Option<String>,
-    pub message: Option<String>,
-    pub span_name: Option<String>,
-    pub span_kind: Option<String>,
-    pub span_status: Option<String>,
-    pub exception: Option<String>,
+    pub upstream_status: Option<Text>,
+    pub upstream_addr: Option<Text>,
+    pub gateway_error: Option<Text>,
+    pub level: Option<Text>,
+    pub message: Option<Text>,
+    pub span_name: Option<Text>,
+    pub span_kind: Option<Text>,
+    pub span_status: Option<Text>,
+    pub exception: Option<Text>,
 }

@@ -51,7 +51,7 @@ fn pipeline(c: &mut Criterion) {
             let mut c = Correlator::new(60_000);
             for e in &events {
                 let k = keys(e);
-                c.push(Box::new(e.clone()), k, 0);
+                c.push(e.clone(), k, 0);
             }
             let mut out = Vec::new();
             c.close_all(&mut out);
@@ -63,7 +63,7 @@ fn pipeline(c: &mut Criterion) {
     });
     let requests: Vec<_> = events
         .iter()
-        .map(|e| build_request(vec![Box::new(e.clone())], keys(e)))
+        .map(|e| build_request(vec![e.clone()], keys(e)))
         .collect();
     group.bench_function("label_1000", |b| {
         let ev = engine.evaluator();

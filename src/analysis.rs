@@ -110,7 +110,7 @@ pub fn run_with(
 
     let mut corr = Correlator::new(opts.window_ms.unwrap_or(DEFAULT_WINDOW_MS));
     let mut skew = SkewEstimator::default();
-    let mut closed: Vec<(Vec<Box<Event>>, Vec<String>)> = Vec::new();
+    let mut closed: Vec<(Vec<Event>, Vec<String>)> = Vec::new();
     let tasks = rayon::current_num_threads() * 2;
     let in_range = |r: &Request| {
         let t = r.start.unwrap_or(0);
@@ -120,7 +120,7 @@ pub fn run_with(
     // sink sees them in order on this one.
     // Reused between batches: large fresh vectors cost page faults.
     let mut labelled: Vec<Option<Labelled>> = Vec::new();
-    let mut flush = |closed: &mut Vec<(Vec<Box<Event>>, Vec<String>)>, skew: &mut SkewEstimator| {
+    let mut flush = |closed: &mut Vec<(Vec<Event>, Vec<String>)>, skew: &mut SkewEstimator| {
         if closed.is_empty() {
             return;
         }

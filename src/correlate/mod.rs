@@ -22,8 +22,7 @@ pub const FLAG_SEVERAL_GATEWAY_LINES: &str = "several_gateway_lines";
 /// One request: every event any system wrote about it, in time order.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    /// Boxed: requests are built by moving events around; a pointer moves cheaply.
-    pub events: Vec<Box<Event>>,
+    pub events: Vec<Event>,
     /// Index in `events` of the gateway's access-log line, if any.
     pub gateway: Option<usize>,
     /// Index of the entry server span (the one whose parent is outside the trace).
@@ -47,10 +46,10 @@ pub struct Request {
 
 impl Request {
     pub fn gateway_event(&self) -> Option<&Event> {
-        self.gateway.map(|i| &*self.events[i])
+        self.gateway.map(|i| &self.events[i])
     }
     pub fn server_span_event(&self) -> Option<&Event> {
-        self.server_span.map(|i| &*self.events[i])
+        self.server_span.map(|i| &self.events[i])
     }
     pub fn sources(&self) -> Vec<Source> {
         let mut s: Vec<Source> = self.events.iter().map(|e| e.source()).collect();
@@ -97,7 +96,7 @@ pub fn keys(ev: &Event) -> Vec<String> {
 
 /// Derives a request's summary fields from its events and the keys that
 /// joined them.
-pub fn build_request(mut events: Vec<Box<Event>>, keys: Vec<String>) -> Request {
+pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
     events.sort_by(|a, b| {
         (a.ts.is_none(), a.ts, a.source()).cmp(&(b.ts.is_none(), b.ts, b.source()))
     });
@@ -130,7 +129,7 @@ pub fn build_request(mut events: Vec<Box<Event>>, keys: Vec<String>) -> Request 
                 && e.path.as_deref() == gateway_path
         })
         .or_else(|| events.iter().position(|e| is_entry(e) && is_server(e)))
-        .or_else(|| events.iter().position(|e| is_entry(e)));
+        .or_else(|| events.iter().position(&is_entry));
     let mut flags = Vec::new();
     let has_other = events.iter().any(|e| e.source() != Source::Gateway);
     if gateway.is_some() && !has_other {
@@ -167,8 +166,8 @@ pub fn build_request(mut events: Vec<Box<Event>>, keys: Vec<String>) -> Request 
     ids.sort();
     ids.dedup();
 
-    let g: Option<&Event> = gateway.map(|i| &*events[i]);
-    let s: Option<&Event> = server_span.map(|i| &*events[i]);
+    let g: Option<&Event> = gateway.map(|i| &events[i]);
+    let s: Option<&Event> = server_span.map(|i| &events[i]);
     let pick = |f: fn(&Event) -> Option<&Text>| -> Option<Text> {
         g.and_then(f)
             .or_else(|| s.and_then(f))

@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 struct Open {
-    events: Vec<Box<Event>>,
+    events: Vec<Event>,
     keys: Vec<String>,
     /// Latest event time, for the idle window.
     last: i64,
@@ -58,7 +58,7 @@ impl Correlator {
 
     /// Adds one event with its [`keys`]; `now` is the time to use when the
     /// event has none.
-    pub fn push(&mut self, ev: Box<Event>, ks: Vec<String>, now: i64) {
+    pub fn push(&mut self, ev: Event, ks: Vec<String>, now: i64) {
         self.stats.events += 1;
         let t = ev.ts.unwrap_or(now);
         if ks.is_empty() && ev.source() != Source::Gateway {
@@ -125,7 +125,7 @@ impl Correlator {
     /// Closes every request idle since before `watermark - idle window`. Each
     /// closed request comes out as its events; [`super::build_request`] (which
     /// sorts and summarises them) runs on the caller's worker threads.
-    pub fn close_idle(&mut self, watermark: i64, out: &mut Vec<(Vec<Box<Event>>, Vec<String>)>) {
+    pub fn close_idle(&mut self, watermark: i64, out: &mut Vec<(Vec<Event>, Vec<String>)>) {
         let limit = watermark.saturating_sub(self.idle_ns);
         while let Some(&Reverse((t, s))) = self.queue.peek() {
             if t >= limit {
@@ -145,7 +145,7 @@ impl Correlator {
     }
 
     /// Closes everything (end of input).
-    pub fn close_all(&mut self, out: &mut Vec<(Vec<Box<Event>>, Vec<String>)>) {
+    pub fn close_all(&mut self, out: &mut Vec<(Vec<Event>, Vec<String>)>) {
         self.close_idle(i64::MAX, out);
         for s in 0..self.slots.len() as u32 {
             if self.slots[s as usize].is_some() {
@@ -154,7 +154,7 @@ impl Correlator {
         }
     }
 
-    fn close(&mut self, s: u32) -> (Vec<Box<Event>>, Vec<String>) {
+    fn close(&mut self, s: u32) -> (Vec<Event>, Vec<String>) {
         let open = self.slots[s as usize].take().expect("open slot");
         self.free.push(s);
         self.open -= 1;
@@ -196,7 +196,7 @@ mod tests {
             ev(500, Source::Gateway, Some("b"), None),
         ] {
             let k = keys(&e);
-            c.push(Box::new(e), k, 0);
+            c.push(e, k, 0);
         }
         assert_eq!(c.open_requests(), 2);
         let mut out = Vec::new();

@@ -57,7 +57,7 @@ pub struct Chunk {
 /// Events (with their correlation keys, computed here on the worker thread)
 /// and errors from one chunk, in line order.
 pub struct Parsed {
-    pub events: Vec<Box<Event>>,
+    pub events: Vec<Event>,
     /// `keys[i]` are the correlation keys of `events[i]`.
     pub keys: Vec<Vec<String>>,
     pub errors: Vec<LineError>,
@@ -78,7 +78,6 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
         }
     }
     let keys = events.iter().map(crate::correlate::keys).collect();
-    let events = events.into_iter().map(Box::new).collect();
     Parsed {
         events,
         keys,

@@ -124,7 +124,7 @@ pub fn render(l: &Labelled) -> String {
             o,
             "  {off}  {:<8} {:<16} {}   ({})",
             e.source().as_str(),
-            terminal(&who),
+            terminal(who),
             terminal(&describe(e)),
             e.origin.as_ref().map(|o| o.to_string()).unwrap_or_default()
         );
@@ -139,7 +139,6 @@ fn waterfall(r: &crate::correlate::Request, o: &mut String) {
         .events
         .iter()
         .filter(|e| e.source() == Source::Span && e.ts.is_some())
-        .map(|e| &**e)
         .collect();
     if spans.is_empty() {
         return;

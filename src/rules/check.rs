@@ -91,13 +91,13 @@ pub fn check_examples(engine: &Engine) -> (usize, Vec<ExampleFailure>) {
         }
         for (n, ex) in rule.def.examples.iter().enumerate() {
             run += 1;
-            let events: Vec<Box<Event>> = ex
+            let events: Vec<Event> = ex
                 .events
                 .iter()
                 .enumerate()
-                .map(|(i, e)| Box::new(to_event(e, i)))
+                .map(|(i, e)| to_event(e, i))
                 .collect();
-            let keys = events.iter().flat_map(|e| keys(e)).collect();
+            let keys = events.iter().flat_map(keys).collect();
             let req = build_request(events, keys);
             let verdict = engine.evaluate(&ev, &req);
             let got = verdict.as_ref().map(|v| v.label.as_str()).unwrap_or("none");

@@ -337,7 +337,7 @@ impl Engine {
 
     /// Runs the rules in priority order (CEL).
     fn decide(&self, ev: &Evaluator, req: &Request) -> Option<Decision> {
-        let events: Vec<Value> = req.events.iter().map(|e| event_value(e)).collect();
+        let events: Vec<Value> = req.events.iter().map(event_value).collect();
         let mut scope = ev.root.new_inner_scope();
         scope.add_variable_from_value("request", request_value(req));
         scope.add_variable_from_value(
@@ -625,7 +625,7 @@ fn event_text<'a>(e: &'a Event, f: &str) -> std::borrow::Cow<'a, str> {
         } else {
             ""
         }),
-        "format" => Cow::Borrowed(&*e.format),
+        "format" => Cow::Borrowed(e.format),
         "service" => o(&e.service),
         "request_id" => o(&e.request_id),
         "correlation_id" => o(&e.correlation_id),

@@ -210,3 +210,16 @@ fn usage_errors_exit_2() {
         Some(2)
     );
 }
+
+#[test]
+fn since_and_until_select_requests_by_start_time() {
+    let all = json_lines(&["analyze", "--json", "sample-logs"]);
+    let mut starts: Vec<&str> = all.iter().map(|l| l["start"].as_str().unwrap()).collect();
+    starts.sort();
+    let mid = starts[starts.len() / 2];
+    let after = json_lines(&["analyze", "--json", "--since", mid, "sample-logs"]);
+    let before = json_lines(&["analyze", "--json", "--until", mid, "sample-logs"]);
+    assert_eq!(after.len() + before.len(), all.len());
+    assert!(after.iter().all(|l| l["start"].as_str().unwrap() >= mid));
+    assert!(before.iter().all(|l| l["start"].as_str().unwrap() < mid));
+}

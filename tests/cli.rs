@@ -223,3 +223,74 @@ fn since_and_until_select_requests_by_start_time() {
     assert!(after.iter().all(|l| l["start"].as_str().unwrap() >= mid));
     assert!(before.iter().all(|l| l["start"].as_str().unwrap() < mid));
 }
+
+/// Shifts every span of one service by `ns` in a copy of sample-logs.
+fn skewed_copy(service: &str, ns: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["gateway", "orders", "payments", "otel"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    for f in [
+        "gateway/access.log",
+        "orders/orders.log",
+        "payments/payments.log",
+        "otel/logs.jsonl",
+    ] {
+        std::fs::copy(repo().join("sample-logs").join(f), dir.path().join(f)).unwrap();
+    }
+    let traces = std::fs::read_to_string(repo().join("sample-logs/otel/traces.jsonl")).unwrap();
+    let mut out = String::new();
+    for line in traces.lines() {
+        let mut doc: Value = serde_json::from_str(line).unwrap();
+        for rs in doc["resourceSpans"].as_array_mut().unwrap() {
+            let name = rs["resource"]["attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["key"] == "service.name")
+                .map(|a| a["value"]["stringValue"].clone())
+                .unwrap();
+            if name != service {
+                continue;
+            }
+            for ss in rs["scopeSpans"].as_array_mut().unwrap() {
+                for span in ss["spans"].as_array_mut().unwrap() {
+                    for k in ["startTimeUnixNano", "endTimeUnixNano"] {
+                        let t: u64 = span[k].as_str().unwrap().parse().unwrap();
+                        span[k] = Value::String((t + ns).to_string());
+                    }
+                }
+            }
+        }
+        out.push_str(&doc.to_string());
+        out.push('\n');
+    }
+    std::fs::write(dir.path().join("otel/traces.jsonl"), out).unwrap();
+    dir
+}
+
+#[test]
+fn clock_skew_is_estimated_and_the_timeline_shows_corrected_times() {
+    let dir = skewed_copy("orders", 2_000_000_000);
+    let path = dir.path().to_str().unwrap();
+    let out = tracejoin(&["analyze", path]);
+    let summary = stdout(&out);
+    let row = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("orders "))
+        .unwrap();
+    let ms: f64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!((ms - 2000.0).abs() < 5.0, "{row}");
+    // The skewed spans still join their requests: the idle window covers 2 s.
+    let lines = json_lines(&["analyze", "--json", path]);
+    let l = lines
+        .iter()
+        .find(|l| l["service"] == "orders" && l["sources"].as_array().unwrap().len() >= 3)
+        .unwrap();
+    let out = tracejoin(&["timeline", l["request_id"].as_str().unwrap(), path]);
+    let text = stdout(&out);
+    let span_line = text.lines().find(|l| l.contains("  span ")).unwrap();
+    assert!(span_line.contains("(clock-corrected +"), "{text}");
+    let gateway_line = text.lines().find(|l| l.contains("  gateway ")).unwrap();
+    assert!(!gateway_line.contains("clock-corrected"), "{text}");
+}

@@ -84,7 +84,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     if json {
                         println!("{}", jsonl::request_json(&l));
                     } else {
-                        print!("{}", timeline::render(&l));
+                        print!("{}", timeline::render(&l, &info.skew));
                     }
                     Ok(exit_code(&info))
                 }

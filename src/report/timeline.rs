@@ -3,9 +3,13 @@
 
 use super::escape::terminal;
 use crate::analysis::Labelled;
+use crate::correlate::Skew;
 use crate::event::{Event, Source};
 use crate::parse::time::format_ts;
 use std::fmt::Write;
+
+/// Skew below this is network latency, not a clock problem: not corrected.
+pub const SKEW_SHOWN_MS: f64 = 50.0;
 
 fn describe(e: &Event) -> String {
     match e.source() {
@@ -67,7 +71,9 @@ fn describe(e: &Event) -> String {
     }
 }
 
-pub fn render(l: &Labelled) -> String {
+/// `skew`: the run's clock-skew estimates; events of a service whose clock is
+/// off by more than [`SKEW_SHOWN_MS`] get a corrected offset beside the raw one.
+pub fn render(l: &Labelled, skew: &[Skew]) -> String {
     let r = &l.request;
     let mut o = String::new();
     let _ = writeln!(
@@ -116,9 +122,22 @@ pub fn render(l: &Labelled) -> String {
         r.start.map(format_ts).unwrap_or_else(|| "-".into())
     );
     for e in &r.events {
-        let off =
+        let mut off =
             e.ts.map(|t| format!("{:+10.3} ms", (t - t0) as f64 / 1e6))
                 .unwrap_or_else(|| format!("{:>13}", "?"));
+        let correction = skew
+            .iter()
+            .find(|s| {
+                e.source() != Source::Gateway && e.service.as_deref() == Some(s.service.as_str())
+            })
+            .filter(|s| s.median_ms.abs() >= SKEW_SHOWN_MS);
+        if let (Some(s), Some(t)) = (correction, e.ts) {
+            let _ = write!(
+                off,
+                " (clock-corrected {:+.3} ms)",
+                (t - t0) as f64 / 1e6 - s.median_ms
+            );
+        }
         let who = e.service.as_deref().unwrap_or(e.format);
         let _ = writeln!(
             o,

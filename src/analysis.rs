@@ -14,6 +14,7 @@ use crate::rules::{Engine, Verdict};
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Bytes of lines per parse task.
@@ -31,6 +32,9 @@ pub struct Options {
     pub until: Option<i64>,
     pub max_line: Option<usize>,
     pub window_ms: Option<u64>,
+    /// Bytes read so far across inputs, updated as the run goes (for a
+    /// progress display).
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 /// A request with its verdict (`None` when it did not fail).
@@ -165,14 +169,19 @@ pub fn run_with(
         // and labels the previous one.
         let mut parsed_next: Option<(usize, Vec<Parsed>)> = None;
         let streams_ref = &mut streams;
+        let progress = opts.progress.as_ref();
         rayon::in_place_scope(|scope| {
             if let Some(i) = next {
                 let slot = &mut parsed_next;
                 scope.spawn(move |_| {
                     let s = &mut streams_ref[i];
+                    let before = s.bytes_read;
                     let chunks: Vec<_> = (0..tasks)
                         .map_while(|_| s.read_chunk(CHUNK_BYTES))
                         .collect();
+                    if let Some(p) = progress {
+                        p.fetch_add(s.bytes_read - before, Ordering::Relaxed);
+                    }
                     let mut parsed: Vec<Parsed> = chunks.par_iter().map(parse_chunk).collect();
                     for p in &mut parsed {
                         s.absorb(p);
@@ -220,7 +229,7 @@ pub fn run_with(
         files,
         window: corr.stats,
         skew: skew.finish(),
-        rule_errors: engine.errors.load(std::sync::atomic::Ordering::Relaxed),
+        rule_errors: engine.errors.load(Ordering::Relaxed),
         first_rule_error: engine.first_error.lock().ok().and_then(|g| g.clone()),
     })
 }

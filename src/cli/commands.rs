@@ -10,6 +10,7 @@ use crate::rules::{check_examples, Engine};
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             opts.since = since.as_deref().map(parse_time).transpose()?;
             opts.until = until.as_deref().map(parse_time).transpose()?;
             let (registry, engine) = load(&sources)?;
+            let progress = Progress::start(&mut opts);
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut summary = Summary::default();
             let mut write_error: Option<std::io::Error> = None;
@@ -41,6 +43,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     summary.add(l);
                 }
             })?;
+            drop(progress);
             eprint!("{}", summary::render_errors(&info.files));
             match write_error {
                 // `tracejoin analyze --json | head` is not an error.
@@ -195,5 +198,62 @@ fn exit_code(info: &RunInfo) -> i32 {
         EXIT_INPUT_ERRORS
     } else {
         EXIT_OK
+    }
+}
+
+/// A progress bar on stderr while a run reads its inputs, only when stderr is
+/// a terminal (never in pipes, files or CI logs).
+struct Progress {
+    bar: indicatif::ProgressBar,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(opts: &mut Options) -> Option<Progress> {
+        use std::io::IsTerminal;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let total: u64 = opts
+            .paths
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum();
+        let counter = Arc::new(AtomicU64::new(0));
+        opts.progress = Some(counter.clone());
+        let bar = indicatif::ProgressBar::new(total.max(1));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} read ({bytes_per_sec}), {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let done = Arc::new(AtomicBool::new(false));
+        let (b, d) = (bar.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            while !d.load(Ordering::Relaxed) {
+                b.set_position(counter.load(Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        Some(Progress {
+            bar,
+            done,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.bar.finish_and_clear();
     }
 }

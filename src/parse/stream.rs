@@ -95,6 +95,8 @@ pub struct InputStream {
     head: Vec<(u64, String)>,
     max_line: usize,
     buf: Vec<u8>,
+    /// Bytes of lines handed out so far (decompressed), for progress display.
+    pub bytes_read: u64,
 }
 
 fn too_long(report: &mut FileReport, line: u64, n: usize, max: usize) {
@@ -122,6 +124,7 @@ impl InputStream {
             head: Vec::new(),
             max_line,
             buf: Vec::new(),
+            bytes_read: 0,
         };
         let mut reader = match open_input(input) {
             Ok(r) => LineReader::new(r, max_line),
@@ -279,6 +282,7 @@ impl InputStream {
         if lines.is_empty() {
             return None;
         }
+        self.bytes_read += data.len() as u64 + lines.len() as u64;
         Some(Chunk {
             format,
             file: self.report.name.clone(),

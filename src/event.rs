@@ -191,40 +191,64 @@ impl Event {
         )
     }
 
-    /// An event field rendered as text, for sample expectations and templates.
-    pub fn field_text(&self, field: &str) -> Option<String> {
-        let ev = self;
+    /// A field as text, by the names parser samples, rule conditions (`e.span_name`)
+    /// and explanation templates use; `None` when the event has no such value.
+    /// Durations are rounded to the microsecond.
+    pub fn field_text(&self, field: &str) -> Option<Cow<'_, str>> {
         use crate::parse::time::format_ts;
-        let num = |v: Option<f64>| v.map(|v| format!("{}", (v * 1000.0).round() / 1000.0));
-        Some(match field {
-            "ts" => format_ts(ev.ts?),
-            "source" => ev.source().to_string(),
-            "service" => ev.service.as_deref()?.to_string(),
-            "request_id" => ev.request_id.as_deref()?.to_string(),
-            "correlation_id" => ev.correlation_id.as_deref()?.to_string(),
-            "trace_id" => ev.trace_id.as_deref()?.to_string(),
-            "span_id" => ev.span_id.as_deref()?.to_string(),
-            "parent_span_id" => ev.parent_span_id.as_deref()?.to_string(),
-            "method" => ev.method.as_deref()?.to_string(),
-            "host" => ev.host.as_deref()?.to_string(),
-            "path" => ev.path.as_deref()?.to_string(),
-            "route" => ev.route.as_deref()?.to_string(),
-            "status" => ev.status?.to_string(),
-            "upstream_status" => ev.upstream_status.as_deref()?.to_string(),
-            "upstream_addr" => ev.upstream_addr.as_deref()?.to_string(),
-            "duration_ms" => num(ev.duration_ms)?,
-            "upstream_duration_ms" => num(ev.upstream_duration_ms)?,
-            "bytes_in" => ev.bytes_in?.to_string(),
-            "bytes_out" => ev.bytes_out?.to_string(),
-            "client_ip" => ev.client_ip.as_deref()?.to_string(),
-            "consumer" => ev.consumer.as_deref()?.to_string(),
-            "level" => ev.level.as_deref()?.to_string(),
-            "message" => ev.message.as_deref()?.to_string(),
-            "gateway_error" => ev.gateway_error.as_deref()?.to_string(),
-            "span.name" => ev.span.as_ref()?.name.clone(),
-            "span.kind" => ev.span.as_ref()?.kind.as_str().to_string(),
-            "span.status" => ev.span.as_ref()?.status_code.to_string(),
-            other => ev.attr(other.strip_prefix("attr.")?)?.to_string(),
-        })
+        let num =
+            |v: Option<f64>| v.map(|v| Cow::Owned(format!("{}", (v * 1000.0).round() / 1000.0)));
+        let span = self.span.as_deref();
+        match field {
+            "ts" => Some(Cow::Owned(format_ts(self.ts?))),
+            "source" => self.source.map(|s| Cow::Borrowed(s.as_str())),
+            "format" => Some(Cow::Borrowed(self.format)),
+            "service" => text_of(&self.service),
+            "request_id" => text_of(&self.request_id),
+            "correlation_id" => text_of(&self.correlation_id),
+            "trace_id" => text_of(&self.trace_id),
+            "span_id" => text_of(&self.span_id),
+            "parent_span_id" => text_of(&self.parent_span_id),
+            "method" => text_of(&self.method),
+            "host" => text_of(&self.host),
+            "path" => text_of(&self.path),
+            "route" => text_of(&self.route),
+            "status" => self.status.map(|s| Cow::Owned(s.to_string())),
+            "upstream_status" => text_of(&self.upstream_status),
+            "upstream_addr" => text_of(&self.upstream_addr),
+            "duration_ms" => num(self.duration_ms),
+            "upstream_duration_ms" => num(self.upstream_duration_ms),
+            "bytes_in" => self.bytes_in.map(|b| Cow::Owned(b.to_string())),
+            "bytes_out" => self.bytes_out.map(|b| Cow::Owned(b.to_string())),
+            "client_ip" => text_of(&self.client_ip),
+            "consumer" => text_of(&self.consumer),
+            "level" => text_of(&self.level),
+            "message" => text_of(&self.message),
+            "gateway_error" => text_of(&self.gateway_error),
+            "span.name" | "span_name" => span.map(|s| Cow::Borrowed(s.name.as_str())),
+            "span.kind" | "span_kind" => span.map(|s| Cow::Borrowed(s.kind.as_str())),
+            "span.status" | "span_status" => span.map(|s| Cow::Borrowed(s.status_code)),
+            "exception" => span.filter(|s| !s.exceptions.is_empty()).map(|s| {
+                let all: Vec<String> = s
+                    .exceptions
+                    .iter()
+                    .map(|x| {
+                        format!(
+                            "{}: {}",
+                            x.r#type.as_deref().unwrap_or(""),
+                            x.message.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                Cow::Owned(all.join("; "))
+            }),
+            "attributes" => Some(Cow::Owned(format!("{:?}", self.attributes))),
+            other => self.attr(other.strip_prefix("attr.")?).map(Cow::Borrowed),
+        }
     }
+}
+
+/// An optional text field, borrowed.
+pub fn text_of(v: &Option<Text>) -> Option<Cow<'_, str>> {
+    v.as_deref().map(Cow::Borrowed)
 }

@@ -11,7 +11,8 @@ mod window;
 pub use skew::{Skew, SkewEstimator};
 pub use window::{Correlator, WindowStats};
 
-use crate::event::{Event, Source, SpanKind, Text};
+use crate::event::{text_of, Event, Source, SpanKind, Text};
+use std::borrow::Cow;
 
 /// Why a request's timeline may be incomplete; flagged, never dropped.
 pub const FLAG_GATEWAY_ONLY: &str = "gateway_only";
@@ -57,6 +58,35 @@ impl Request {
         s.dedup();
         s
     }
+    /// A request field as text, by the names rule conditions (`request.path`)
+    /// and explanation templates (`{{request.path}}`) use.
+    pub fn field_text(&self, f: &str) -> Option<Cow<'_, str>> {
+        match f {
+            "status" => self.status.map(|s| Cow::Owned(s.to_string())),
+            "failed" => Some(Cow::Borrowed(if self.failed { "true" } else { "false" })),
+            "method" => text_of(&self.method),
+            "host" => text_of(&self.host),
+            "path" => text_of(&self.path),
+            "route" => text_of(&self.route),
+            "service" => text_of(&self.service),
+            "consumer" => text_of(&self.consumer),
+            "request_id" => text_of(&self.request_id),
+            "trace_id" => text_of(&self.trace_id),
+            "duration_ms" => self
+                .duration_ms
+                .map(|d| Cow::Owned(format!("{}", (d * 1000.0).round() / 1000.0))),
+            "flags" => Some(Cow::Owned(self.flags.join(","))),
+            "sources" => Some(Cow::Owned(
+                self.sources()
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
+            _ => None,
+        }
+    }
+
     /// `exact` when ids joined several events; `single` for a lone event.
     pub fn join(&self) -> &'static str {
         if self.events.len() > 1 {

@@ -269,7 +269,7 @@ impl Engine {
             k.push_str(e.source().as_str());
         }
         for f in &refs.request {
-            k.push_str(&request_text(req, f));
+            k.push_str(&req.field_text(f).unwrap_or_default());
             k.push('\x1f');
         }
         for (e, fields) in [
@@ -279,7 +279,7 @@ impl Engine {
             k.push('\x1e');
             if let Some(e) = e {
                 for f in fields {
-                    k.push_str(&event_text(e, f));
+                    k.push_str(&e.field_text(f).unwrap_or_default());
                     k.push('\x1f');
                 }
             }
@@ -288,7 +288,7 @@ impl Engine {
             for e in &req.events {
                 k.push('\x1e');
                 for f in &refs.e {
-                    k.push_str(&event_text(e, f));
+                    k.push_str(&e.field_text(f).unwrap_or_default());
                     k.push('\x1f');
                 }
             }
@@ -578,7 +578,7 @@ fn fill_template(t: &str, req: &Request, e: &Event) -> String {
         let value = if let Some(f) = key.strip_prefix("e.") {
             e.field_text(f)
         } else if let Some(f) = key.strip_prefix("request.") {
-            request_field(req, f)
+            req.field_text(f)
         } else if let Some(f) = key.strip_prefix("gateway.") {
             req.gateway_event().and_then(|g| g.field_text(f))
         } else {
@@ -591,20 +591,6 @@ fn fill_template(t: &str, req: &Request, e: &Event) -> String {
     out
 }
 
-fn request_field(req: &Request, f: &str) -> Option<String> {
-    Some(match f {
-        "status" => req.status?.to_string(),
-        "method" => req.method.as_deref()?.to_string(),
-        "path" => req.path.as_deref()?.to_string(),
-        "host" => req.host.as_deref()?.to_string(),
-        "route" => req.route.as_deref()?.to_string(),
-        "service" => req.service.as_deref()?.to_string(),
-        "consumer" => req.consumer.as_deref()?.to_string(),
-        "request_id" => req.request_id.as_deref()?.to_string(),
-        _ => return None,
-    })
-}
-
 fn s(v: &Option<Text>) -> Value {
     Value::from(v.as_deref().unwrap_or("").to_string())
 }
@@ -612,69 +598,6 @@ fn s(v: &Option<Text>) -> Value {
 fn map(entries: Vec<(&'static str, Value)>) -> Value {
     let m: HashMap<&str, Value> = entries.into_iter().collect();
     Value::from(m)
-}
-
-/// An event field as text, named as in [`event_value`] (for memo keys).
-fn event_text<'a>(e: &'a Event, f: &str) -> std::borrow::Cow<'a, str> {
-    use std::borrow::Cow;
-    let o = |v: &'a Option<Text>| Cow::Borrowed(v.as_deref().unwrap_or(""));
-    let sp = e.span.as_deref();
-    match f {
-        "source" => Cow::Borrowed(if e.source.is_some() {
-            e.source().as_str()
-        } else {
-            ""
-        }),
-        "format" => Cow::Borrowed(e.format),
-        "service" => o(&e.service),
-        "request_id" => o(&e.request_id),
-        "correlation_id" => o(&e.correlation_id),
-        "trace_id" => o(&e.trace_id),
-        "span_id" => o(&e.span_id),
-        "method" => o(&e.method),
-        "host" => o(&e.host),
-        "path" => o(&e.path),
-        "route" => o(&e.route),
-        "status" => Cow::Owned(e.status.unwrap_or(0).to_string()),
-        "upstream_status" => o(&e.upstream_status),
-        "upstream_addr" => o(&e.upstream_addr),
-        "duration_ms" => Cow::Owned(e.duration_ms.unwrap_or(0.0).to_string()),
-        "upstream_duration_ms" => Cow::Owned(e.upstream_duration_ms.unwrap_or(0.0).to_string()),
-        "client_ip" => o(&e.client_ip),
-        "consumer" => o(&e.consumer),
-        "level" => o(&e.level),
-        "message" => o(&e.message),
-        "gateway_error" => o(&e.gateway_error),
-        "span_name" => Cow::Borrowed(sp.map(|s| s.name.as_str()).unwrap_or("")),
-        "span_kind" => Cow::Borrowed(sp.map(|s| s.kind.as_str()).unwrap_or("")),
-        "span_status" => Cow::Borrowed(sp.map(|s| s.status_code).unwrap_or("")),
-        "exception" => Cow::Owned(
-            sp.map(|s| {
-                s.exceptions
-                    .iter()
-                    .map(|x| format!("{:?}{:?}", x.r#type, x.message))
-                    .collect::<String>()
-            })
-            .unwrap_or_default(),
-        ),
-        _ => Cow::Owned(format!("{:?}", e.attributes)),
-    }
-}
-
-fn request_text(r: &Request, f: &str) -> String {
-    match f {
-        "status" => r.status.unwrap_or(0).to_string(),
-        "failed" => r.failed.to_string(),
-        "method" => r.method.as_deref().unwrap_or("").to_string(),
-        "host" => r.host.as_deref().unwrap_or("").to_string(),
-        "path" => r.path.as_deref().unwrap_or("").to_string(),
-        "route" => r.route.as_deref().unwrap_or("").to_string(),
-        "service" => r.service.as_deref().unwrap_or("").to_string(),
-        "consumer" => r.consumer.as_deref().unwrap_or("").to_string(),
-        "duration_ms" => r.duration_ms.unwrap_or(0.0).to_string(),
-        "flags" => r.flags.join(","),
-        _ => format!("{:?}", r.sources()),
-    }
 }
 
 /// An event as a CEL map. Absent text is `""` and absent numbers `0`, so

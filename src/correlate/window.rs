@@ -159,9 +159,10 @@ impl Correlator {
         self.free.push(s);
         self.open -= 1;
         for k in &open.keys {
-            if self.by_key.get(k) == Some(&s) {
-                self.by_key.remove(k);
-            }
+            // Keys are registered by one request only (merges move them), so
+            // this removes our own entry; one lookup per key.
+            let removed = self.by_key.remove(k);
+            debug_assert_eq!(removed, Some(s));
         }
         (open.events, open.keys)
     }

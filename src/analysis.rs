@@ -19,9 +19,11 @@ use std::sync::Arc;
 
 /// Bytes of lines per parse task.
 const CHUNK_BYTES: usize = 512 << 10;
-/// Default idle window: a request with no new event for this long (event
-/// time, across all inputs) is complete.
-pub const DEFAULT_WINDOW_MS: u64 = 60_000;
+/// Default idle window: a request with no event active for this long (event
+/// time, across all inputs) is complete. Events count as active until they
+/// end, so long requests stay open; the window covers clock skew and delivery
+/// delay between sources. Memory and speed scale with it.
+pub const DEFAULT_WINDOW_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {

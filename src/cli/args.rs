@@ -24,9 +24,10 @@ pub struct Sources {
     /// Lines longer than this many bytes are reported and skipped.
     #[arg(long, value_name = "BYTES")]
     pub max_line: Option<usize>,
-    /// A request is complete when no event joined it for this long (event
-    /// time): `500ms`, `60s`, `5m`. Raise it when clocks are far apart.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration_ms)]
+    /// A request is complete when none of its events has been active for this
+    /// long (event time): `500ms`, `30s`, `5m`. Raise it when clocks are far
+    /// apart (the summary reports the skew it sees).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration_ms)]
     pub window: u64,
 }
 

@@ -60,7 +60,16 @@ impl Correlator {
     /// event has none.
     pub fn push(&mut self, ev: Event, ks: Vec<String>, now: i64) {
         self.stats.events += 1;
-        let t = ev.ts.unwrap_or(now);
+        // Activity lasts until the event's end (a span's end, the gateway's
+        // request start + duration): a long request stays open while it runs.
+        let start = ev.ts.unwrap_or(now);
+        let end = ev
+            .span
+            .as_ref()
+            .and_then(|s| s.end_ts)
+            .into_iter()
+            .chain(ev.duration_ms.map(|d| start + (d * 1e6) as i64));
+        let t = end.fold(start, i64::max);
         if ks.is_empty() && ev.source() != Source::Gateway {
             self.stats.unjoined += 1;
             return;
@@ -210,5 +219,24 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(c.stats.merges, 1);
         assert_eq!(c.open_requests(), 0);
+    }
+
+    #[test]
+    fn a_long_request_stays_open_while_it_runs() {
+        let mut c = Correlator::new(5_000);
+        // The gateway saw a 40 s request starting at 0; the backend logged at 38 s.
+        let mut g = ev(0, Source::Gateway, Some("slow"), None);
+        g.duration_ms = Some(40_000.0);
+        let b = ev(38_000, Source::Backend, Some("slow"), None);
+        for e in [g, b] {
+            let k = keys(&e);
+            c.push(e, k, 0);
+        }
+        let mut out = Vec::new();
+        c.close_idle(30_000 * 1_000_000, &mut out);
+        assert!(out.is_empty(), "still running at 30 s");
+        c.close_idle(46_000 * 1_000_000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0.len(), 2, "one request with both events");
     }
 }

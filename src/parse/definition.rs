@@ -15,6 +15,12 @@ pub enum Kind {
     Regex,
     /// An nginx `log_format` string, compiled to a parser.
     Nginx,
+    /// An Envoy access-log format string (`%START_TIME% %REQ(:METHOD)% ...`).
+    Envoy,
+    /// An Apache `LogFormat` string (`%h %l %u %t "%r" %>s %b`).
+    Apache,
+    /// An HAProxy `log-format` string (`%ci:%cp [%tr] %ft %b/%s ...`).
+    Haproxy,
     /// One JSON object per line; nested keys are addressed with dots.
     Json,
     /// `key=value` pairs, values with spaces in double quotes.
@@ -38,8 +44,12 @@ pub struct Definition {
     pub kind: Kind,
     /// Regex with named groups (kind = "regex").
     pub pattern: Option<String>,
-    /// nginx `log_format` string (kind = "nginx").
+    /// The gateway's format string (kind = "nginx", "envoy", "apache", "haproxy"),
+    /// pasted from its configuration.
     pub log_format: Option<String>,
+    /// A regex for what precedes the format on each line (a syslog header);
+    /// its named groups are fields like any other.
+    pub line_prefix: Option<String>,
     /// `logfmt`: the text after the pattern / log_format is `key=value` pairs.
     pub tail: Option<String>,
     /// JSON / logfmt: keys (alternatives separated by `|`) that must all be
@@ -81,6 +91,8 @@ pub struct FieldOptions {
     /// Values that mean "nothing to report" (e.g. `PASSED` for `$limit_req_status`).
     #[serde(default)]
     pub ignore: Vec<String>,
+    /// A regex for the same: values it matches are treated as absent.
+    pub ok_pattern: Option<String>,
     /// Written before the value, to say which indicator it was (`limit_req=`).
     pub prefix: Option<String>,
 }

@@ -86,6 +86,7 @@ struct Rule {
     unit_factor: f64,
     time: TimeFormat,
     ignore: Vec<String>,
+    ok: Option<regex::Regex>,
     prefix: Option<String>,
 }
 
@@ -166,6 +167,12 @@ impl FieldMap {
                     .map(TimeFormat::from_spec)
                     .unwrap_or(TimeFormat::Auto),
                 ignore: opts.ignore.clone(),
+                ok: opts
+                    .ok_pattern
+                    .as_deref()
+                    .map(regex::Regex::new)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("field {name:?}: ok_pattern: {e}"))?,
                 prefix: opts.prefix.clone(),
             });
             for (rank, key) in opts.from.iter().enumerate() {
@@ -231,6 +238,13 @@ impl FieldMap {
         for (rule, value) in self.rules.iter().zip(fill.chosen) {
             let bit = 1u64 << (rule.target as u32);
             if let Some((_, v)) = value {
+                // A value that means "nothing to report" counts as absent.
+                let v = v.trim();
+                if rule.ignore.iter().any(|i| i == v)
+                    || rule.ok.as_ref().is_some_and(|re| re.is_match(v))
+                {
+                    continue;
+                }
                 if filled & bit == 0 {
                     set(rule, &v, ev)?;
                     filled |= bit;
@@ -309,12 +323,10 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
         Target::Level => ev.level = Some(v.to_ascii_lowercase().into()),
         Target::Message => ev.message = s(),
         Target::GatewayError => {
-            if !rule.ignore.iter().any(|i| i == v) {
-                ev.gateway_error = Some(match &rule.prefix {
-                    Some(p) => format!("{p}{v}").into(),
-                    None => v.into(),
-                });
-            }
+            ev.gateway_error = Some(match &rule.prefix {
+                Some(p) => format!("{p}{v}").into(),
+                None => v.into(),
+            });
         }
         Target::Request => {
             let mut parts = v.splitn(3, ' ');

@@ -6,9 +6,9 @@
 
 pub mod definition;
 pub mod fields;
+pub mod format_string;
 pub mod json;
 pub mod logfmt;
-pub mod nginx;
 pub mod otlp;
 mod registry;
 mod stream;

@@ -1,6 +1,7 @@
 use super::definition::{Definition, Kind};
 use super::fields::{FieldMap, Fill, Slot};
-use super::{json, logfmt, nginx, otlp};
+use super::format_string::{self, Dialect, Tokenizer};
+use super::{json, logfmt, otlp};
 use crate::event::{Event, Origin, Source};
 use anyhow::{anyhow, bail, Context, Result};
 use regex::Regex;
@@ -20,7 +21,7 @@ enum Imp {
         /// Per capture group (index 0 = whole match, unnamed groups = None).
         groups: Vec<Option<Group>>,
         tail: bool,
-        tokenizer: Option<nginx::Tokenizer>,
+        tokenizer: Option<Tokenizer>,
     },
     Json,
     Logfmt,
@@ -57,30 +58,47 @@ impl Format {
             Some(other) => bail!("tail {other:?} is not supported (only \"logfmt\")"),
         };
         let (imp, defaults) = match def.kind {
-            Kind::Regex | Kind::Nginx => {
-                let (mut src, defaults) = if def.kind == Kind::Nginx {
-                    let fmt = def
-                        .log_format
-                        .as_deref()
-                        .ok_or_else(|| anyhow!("kind = \"nginx\" needs log_format"))?;
-                    let (src, vars) = nginx::compile(fmt).context("log_format")?;
-                    (src, nginx::default_fields(&vars))
-                } else {
-                    let p = def
-                        .pattern
-                        .clone()
-                        .ok_or_else(|| anyhow!("kind = \"regex\" needs pattern"))?;
-                    (p, Vec::new())
+            Kind::Regex | Kind::Nginx | Kind::Envoy | Kind::Apache | Kind::Haproxy => {
+                let dialect = match def.kind {
+                    Kind::Nginx => Some(Dialect::Nginx),
+                    Kind::Envoy => Some(Dialect::Envoy),
+                    Kind::Apache => Some(Dialect::Apache),
+                    Kind::Haproxy => Some(Dialect::Haproxy),
+                    _ => None,
                 };
+                let (mut src, defaults) = match dialect {
+                    Some(d) => {
+                        let fmt = def
+                            .log_format
+                            .as_deref()
+                            .ok_or_else(|| anyhow!("kind = {:?} needs log_format", def.kind))?;
+                        let (src, vars) = format_string::compile(d, fmt).context("log_format")?;
+                        (src, format_string::default_fields(d, &vars))
+                    }
+                    None => {
+                        let p = def
+                            .pattern
+                            .clone()
+                            .ok_or_else(|| anyhow!("kind = \"regex\" needs pattern"))?;
+                        (p, Vec::new())
+                    }
+                };
+                if let Some(prefix) = &def.line_prefix {
+                    let body = src.strip_prefix('^').unwrap_or(&src);
+                    let prefix = prefix.strip_prefix('^').unwrap_or(prefix);
+                    src = format!("^{prefix}{body}");
+                }
                 if tail {
                     src.push_str(&format!(r"(?: (?P<{TAIL}>.*))?"));
                 }
-                if def.kind == Kind::Nginx {
+                if dialect.is_some() {
                     src.push('$');
                 }
                 let re = Regex::new(&src).with_context(|| format!("invalid pattern {src}"))?;
-                let tokenizer = match (def.kind, def.log_format.as_deref()) {
-                    (Kind::Nginx, Some(f)) => nginx::Tokenizer::compile(f, tail)?,
+                let tokenizer = match (dialect, def.log_format.as_deref()) {
+                    (Some(d), Some(f)) if def.line_prefix.is_none() => {
+                        Tokenizer::compile(d, f, tail)?
+                    }
                     _ => None,
                 };
                 (

@@ -246,7 +246,7 @@ impl FieldMap {
                     continue;
                 }
                 if filled & bit == 0 {
-                    set(rule, &v, ev)?;
+                    set(rule, v, ev)?;
                     filled |= bit;
                 }
             }

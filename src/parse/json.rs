@@ -6,7 +6,8 @@ use std::borrow::Cow;
 
 /// Flattens an object into `(dotted.key, text)` pairs. Arrays of scalars yield
 /// their first element under the array's key (HTTP semconv header arrays,
-/// Caddy's header lists) and the whole array as JSON text under `key[]`.
+/// Caddy's header lists); arrays of objects their last element (Kong's
+/// `tries`: the final attempt); both also as JSON text under `key[]`.
 pub fn flatten(v: &Value, out: &mut Vec<(Cow<'static, str>, Cow<'static, str>)>) {
     let mut prefix = String::new();
     walk(v, &mut prefix, out);
@@ -30,6 +31,9 @@ fn walk(v: &Value, prefix: &mut String, out: &mut Vec<(Cow<'static, str>, Cow<'s
                 if !first.is_object() && !first.is_array() {
                     out.push((Cow::Owned(prefix.clone()), scalar(first)));
                 }
+            }
+            if let Some(last @ Value::Object(_)) = items.last() {
+                walk(last, prefix, out);
             }
             if !items.is_empty() {
                 out.push((Cow::Owned(format!("{prefix}[]")), Cow::Owned(v.to_string())));

@@ -197,3 +197,25 @@ fn format_override_forces_a_definition() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown format \"nope\""));
 }
+
+#[test]
+fn every_gateway_format_is_detected_in_a_folder_that_mixes_them_all() {
+    // tests/data/gateways/NAME.log holds the [[sample]] lines of parsers/NAME.toml:
+    // vendor documentation and test-data lines, and lines from our real nginx run.
+    let dir = repo().join("tests/data/gateways");
+    let a = analyze(&[&dir]);
+    assert_eq!(
+        a.info.files.len(),
+        14,
+        "one file per built-in gateway format"
+    );
+    for f in &a.info.files {
+        let want = std::path::Path::new(&*f.name)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        assert_eq!(f.format.as_deref(), Some(want.as_str()), "{}", f.name);
+        assert_eq!(f.error_count, 0, "{:?}", f.errors);
+    }
+}

@@ -69,6 +69,7 @@ fn to_event(x: &ExampleEvent, i: usize) -> Event {
         upstream_status: x.upstream_status.clone(),
         upstream_addr: x.upstream_addr.clone(),
         gateway_error: x.gateway_error.clone(),
+        route: x.route.clone(),
         level: x.level.clone(),
         message: x.message.clone(),
         span,

@@ -1,5 +1,5 @@
 use super::pack::{Pack, RuleDef};
-use super::{Evidence, Verdict, LABELS};
+use super::{Evidence, Verdict, RULE_LABELS};
 use crate::correlate::Request;
 use crate::event::{Event, Source, Text};
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -172,12 +172,12 @@ impl Engine {
                 patterns.insert(name.clone(), re);
             }
             for def in pack.rules {
-                if !LABELS.contains(&def.label.as_str()) {
+                if !RULE_LABELS.contains(&def.label.as_str()) {
                     bail!(
                         "{origin}: rule {:?} has label {:?}; labels are {}",
                         def.name,
                         def.label,
-                        LABELS.join(", ")
+                        RULE_LABELS.join(", ")
                     );
                 }
                 let compile = |what: &str, src: &Option<String>| -> Result<Option<Program>> {

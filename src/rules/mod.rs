@@ -15,6 +15,17 @@ use serde::Serialize;
 
 pub const LABELS: &[&str] = &["auth", "routing", "quota", "transform", "upstream"];
 
+/// What a rule may conclude: one of [`LABELS`], or `unknown` for a rule that
+/// recognises a failure not to blame on the system (a client that went away).
+pub const RULE_LABELS: &[&str] = &[
+    "auth",
+    "routing",
+    "quota",
+    "transform",
+    "upstream",
+    "unknown",
+];
+
 /// One event that supports a verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evidence {

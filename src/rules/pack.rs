@@ -18,7 +18,8 @@ pub struct Pack {
 #[serde(deny_unknown_fields)]
 pub struct RuleDef {
     pub name: String,
-    /// One of auth, routing, quota, transform, upstream.
+    /// One of auth, routing, quota, transform, upstream; or unknown, for a
+    /// failure not to blame on the system.
     pub label: String,
     /// Higher wins. Causes closer to the origin (backend, span) rank above the
     /// gateway's view of them, and flags above bare status codes.
@@ -64,6 +65,7 @@ pub struct ExampleEvent {
     pub upstream_status: Option<Text>,
     pub upstream_addr: Option<Text>,
     pub gateway_error: Option<Text>,
+    pub route: Option<Text>,
     pub level: Option<Text>,
     pub message: Option<Text>,
     pub span_name: Option<Text>,

@@ -219,3 +219,36 @@ fn every_gateway_format_is_detected_in_a_folder_that_mixes_them_all() {
         assert_eq!(f.error_count, 0, "{:?}", f.errors);
     }
 }
+
+#[test]
+fn trace_context_in_any_header_joins_gateway_and_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    // Traefik with the X-Amzn-Trace-Id header kept; a Caddy line with a Traceparent header;
+    // backend lines carrying the same trace ids in W3C form.
+    std::fs::write(
+        dir.path().join("traefik.json"),
+        r#"{"ClientHost":"10.1.2.3","DownstreamStatus":502,"Duration":1000000,"OriginStatus":0,"RequestMethod":"GET","RequestPath":"/v1/a","RouterName":"a@file","ServiceURL":"http://10.0.0.7","StartUTC":"2026-11-24T10:00:00Z","request_X-Amzn-Trace-Id":"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1","level":"info","msg":""}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("caddy.json"),
+        r#"{"level":"info","ts":1764000000.5,"logger":"http.log.access","msg":"handled request","request":{"remote_ip":"10.1.2.4","method":"POST","host":"api","uri":"/v1/b","headers":{"Traceparent":["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]}},"duration":0.01,"size":10,"status":500}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.log"),
+        r#"{"time":"2026-11-24T10:00:00.001Z","level":"error","msg":"connection refused by db","trace_id":"5759E988BD862E3FE1BE46A994272793","service":"a"}
+{"time":"2026-11-24T16:00:00.501Z","level":"error","msg":"payload: cannot deserialize body","traceId":"0af7651916cd43dd8448eb211c80319c","service":"b"}
+"#,
+    )
+    .unwrap();
+    let a = analyze(&[dir.path()]);
+    assert_eq!(a.input_error_count(), 0, "{:?}", a.info.files);
+    assert_eq!(a.requests.len(), 2, "each gateway line joined its backend line");
+    for l in &a.requests {
+        assert_eq!(l.request.events.len(), 2);
+        assert!(l.request.gateway.is_some());
+    }
+}

@@ -78,6 +78,85 @@ pub fn parse_traceparent(v: &str) -> Option<(String, String)> {
     Some((trace, parent))
 }
 
+fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+/// B3 single header `{TraceId}-{SpanId}-{SamplingState}-{ParentSpanId}` (the
+/// last two optional; `0`, `1` or `d` alone carry no ids) → (trace, span).
+pub fn parse_b3(v: &str) -> Option<(String, Option<String>)> {
+    let mut parts = v.trim().split('-');
+    let trace = parts.next()?;
+    if !(trace.len() == 16 || trace.len() == 32) || !is_hex(trace) {
+        return None;
+    }
+    let span = parts.next().filter(|s| s.len() == 16 && is_hex(s));
+    Some((normalize_trace(trace)?, span.map(|s| s.to_ascii_lowercase())))
+}
+
+/// AWS `X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1`
+/// → (W3C trace id, parent).
+pub fn parse_xray(v: &str) -> Option<(String, Option<String>)> {
+    let mut root = None;
+    let mut parent = None;
+    for part in v.trim().split(';') {
+        match part.trim().split_once('=') {
+            Some(("Root", r)) => root = normalize_trace(r),
+            Some(("Parent", p)) if p.len() == 16 && is_hex(p) => parent = Some(p.to_ascii_lowercase()),
+            _ => {}
+        }
+    }
+    Some((root.filter(|r| r.len() == 32 && is_hex(r))?, parent))
+}
+
+/// Google `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1` (span id in decimal) → (trace, span hex).
+pub fn parse_cloud_trace(v: &str) -> Option<(String, Option<String>)> {
+    let v = v.trim();
+    let (trace, rest) = v.split_once('/').unwrap_or((v, ""));
+    if trace.len() != 32 || !is_hex(trace) {
+        return None;
+    }
+    let span = rest
+        .split(';')
+        .next()
+        .and_then(|d| d.parse::<u64>().ok())
+        .map(|n| format!("{n:016x}"));
+    Some((normalize_trace(trace)?, span))
+}
+
+/// Trace context from a header or field whatever its spelling
+/// (`traceparent`, `request.headers.Traceparent`, `request_X-Amzn-Trace-Id`):
+/// (trace id, the caller's span id).
+pub fn trace_context(key: &str, value: &str) -> Option<(String, Option<String>)> {
+    if ends_with_header(key, "traceparent") {
+        parse_traceparent(value).map(|(t, p)| (t, Some(p)))
+    } else if ends_with_header(key, "x-amzn-trace-id") {
+        parse_xray(value)
+    } else if ends_with_header(key, "x-cloud-trace-context") {
+        parse_cloud_trace(value)
+    } else if ends_with_header(key, "x-b3-traceid") {
+        normalize_trace(value).filter(|t| is_hex(t)).map(|t| (t, None))
+    } else if key.eq_ignore_ascii_case("b3") || ends_with_header(key, ".b3") || ends_with_header(key, "-b3") {
+        parse_b3(value)
+    } else {
+        None
+    }
+}
+
+/// `key` ends with `suffix`, ignoring ASCII case and treating `_` as `-`
+/// (without allocating: this runs on unmapped fields of every line).
+fn ends_with_header(key: &str, suffix: &str) -> bool {
+    let (k, s) = (key.as_bytes(), suffix.as_bytes());
+    if k.len() < s.len() {
+        return false;
+    }
+    let norm = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+    k[k.len() - s.len()..]
+        .iter()
+        .zip(s)
+        .all(|(&a, &b)| norm(a) == norm(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +183,39 @@ mod tests {
             "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-future"
         )
         .is_some());
+    }
+
+    #[test]
+    fn every_propagation_header_yields_the_w3c_trace_id() {
+        // Examples from FORMATS.md §9 (b3-propagation README, AWS X-Ray docs).
+        assert_eq!(
+            parse_b3("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90"),
+            Some(("80f198ee56343ba864fe8b2a57d3eff7".into(), Some("e457b5a2e4d86bd1".into())))
+        );
+        assert_eq!(parse_b3("0"), None);
+        assert_eq!(
+            parse_b3("e457b5a2e4d86bd1-e457b5a2e4d86bd1").unwrap().0,
+            "0000000000000000e457b5a2e4d86bd1"
+        );
+        assert_eq!(
+            parse_xray("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
+            Some(("5759e988bd862e3fe1be46a994272793".into(), Some("53995c3f42cd8ad8".into())))
+        );
+        assert_eq!(
+            parse_cloud_trace("105445aa7843bc8bf206b12000100000/1;o=1"),
+            Some(("105445aa7843bc8bf206b12000100000".into(), Some("0000000000000001".into())))
+        );
+        assert_eq!(
+            trace_context("request_X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793").unwrap().0,
+            "5759e988bd862e3fe1be46a994272793"
+        );
+        assert_eq!(
+            trace_context("request.headers.Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+                .unwrap()
+                .0,
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(trace_context("user_agent", "x"), None);
     }
 
     #[test]

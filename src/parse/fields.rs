@@ -40,6 +40,12 @@ pub enum Target {
     Request,
     /// W3C `traceparent` -> trace id, parent span id.
     Traceparent,
+    /// B3 single header `{trace}-{span}-{sampled}-{parent}`.
+    B3,
+    /// `X-Amzn-Trace-Id` (Root=1-…).
+    Xray,
+    /// `X-Cloud-Trace-Context`.
+    CloudTrace,
     /// A URL or request URI -> path (query dropped, kept in attributes).
     Uri,
 }
@@ -71,6 +77,9 @@ impl Target {
         ("gateway_error", Target::GatewayError),
         ("request", Target::Request),
         ("traceparent", Target::Traceparent),
+        ("b3", Target::B3),
+        ("xray", Target::Xray),
+        ("cloud_trace", Target::CloudTrace),
         ("uri", Target::Uri),
     ];
 
@@ -251,6 +260,19 @@ impl FieldMap {
                 }
             }
         }
+        if ev.trace_id.is_none() {
+            // Trace context in a field no definition mapped: any header spelling.
+            let found = ev
+                .attributes
+                .iter()
+                .find_map(|(k, v)| ids::trace_context(k, v));
+            if let Some((trace, parent)) = found {
+                ev.trace_id = Some(trace.into());
+                if ev.parent_span_id.is_none() {
+                    ev.parent_span_id = parent.map(Text::from);
+                }
+            }
+        }
         if self.ts_is_end {
             if let (Some(ts), Some(d)) = (ev.ts, ev.duration_ms) {
                 ev.ts = Some(ts - (d * 1_000_000.0) as i64);
@@ -341,6 +363,24 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
             }
         }
         Target::Uri => set_uri(v, ev),
+        Target::B3 | Target::Xray | Target::CloudTrace => {
+            let parsed = match rule.target {
+                Target::B3 => ids::parse_b3(v),
+                Target::Xray => ids::parse_xray(v),
+                _ => ids::parse_cloud_trace(v),
+            };
+            match parsed {
+                Some((trace, span)) => {
+                    ev.trace_id.get_or_insert(trace.into());
+                    if let Some(s) = span {
+                        ev.parent_span_id.get_or_insert(s.into());
+                    }
+                }
+                None => ev
+                    .attributes
+                    .push((Cow::Borrowed("unparsed_trace_context"), v.to_string())),
+            }
+        }
         Target::Traceparent => match ids::parse_traceparent(v) {
             Some((trace, parent)) => {
                 ev.trace_id.get_or_insert(trace.into());

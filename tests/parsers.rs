@@ -246,9 +246,75 @@ fn trace_context_in_any_header_joins_gateway_and_backend() {
     .unwrap();
     let a = analyze(&[dir.path()]);
     assert_eq!(a.input_error_count(), 0, "{:?}", a.info.files);
-    assert_eq!(a.requests.len(), 2, "each gateway line joined its backend line");
+    assert_eq!(
+        a.requests.len(),
+        2,
+        "each gateway line joined its backend line"
+    );
     for l in &a.requests {
         assert_eq!(l.request.events.len(), 2);
         assert!(l.request.gateway.is_some());
     }
+}
+
+#[test]
+fn stack_traces_fold_into_their_event_even_across_chunk_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut py = String::new();
+    let mut java = String::new();
+    for i in 0..6000 {
+        py.push_str(&format!(
+            "2026-11-24 10:00:{:02},{:03} ERROR [orders] [app.py:42] [trace_id=0af7651916cd43dd8448eb211c{i:06} span_id=b7ad6b7169{i:06} resource.service.name=orders trace_sampled=True] - order {i} failed\n\
+             Traceback (most recent call last):\n  File \"app.py\", line 42, in handle\n    total = parse(body)\n\
+             ValueError: amount must be > 0 (got -{i})\n",
+            i % 60,
+            i % 1000
+        ));
+        java.push_str(&format!(
+            "2026-11-24T10:00:00.{:03}Z ERROR 4242 --- [orders] [nio-8080-exec-1] [803b448a0489f84084905d3093{i:06}-3425f23bb2{i:06}] c.e.orders.OrderController : request {i} failed\n\
+             java.lang.IllegalStateException: pool exhausted\n\tat com.zaxxer.hikari.pool.HikariPool.getConnection(HikariPool.java:181)\n\
+             \tat c.e.orders.OrderRepository.find(OrderRepository.java:40)\nCaused by: java.net.ConnectException: Connection refused\n\t... 12 more\n",
+            i % 1000
+        ));
+    }
+    assert!(
+        py.len() > 1 << 20 && java.len() > 1 << 20,
+        "several chunks each: {} {}",
+        py.len(),
+        java.len()
+    );
+    std::fs::write(dir.path().join("app.log"), py).unwrap();
+    std::fs::write(dir.path().join("service.log"), java).unwrap();
+    let a = analyze(&[dir.path()]);
+    for f in &a.info.files {
+        assert_eq!(f.error_count, 0, "{}: {:?}", f.name, f.errors);
+        assert_eq!(f.events, 6000, "{}", f.name);
+    }
+    let formats: Vec<_> = a
+        .info
+        .files
+        .iter()
+        .map(|f| f.format.clone().unwrap().to_string())
+        .collect();
+    assert_eq!(formats, ["python_logging", "spring_boot"]);
+    for l in &a.requests {
+        let msg = l.request.events[0].message.as_deref().unwrap();
+        if msg.contains("Traceback") {
+            assert!(
+                msg.lines()
+                    .last()
+                    .unwrap()
+                    .starts_with("ValueError: amount must be > 0"),
+                "{msg}"
+            );
+            assert_eq!(msg.lines().count(), 5, "{msg}");
+        } else {
+            assert!(
+                msg.contains("Caused by: java.net.ConnectException"),
+                "{msg}"
+            );
+            assert!(msg.ends_with("\t... 12 more"), "{msg}");
+        }
+    }
+    assert_eq!(a.requests.len(), 12000, "every event its own trace");
 }

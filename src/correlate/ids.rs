@@ -91,7 +91,10 @@ pub fn parse_b3(v: &str) -> Option<(String, Option<String>)> {
         return None;
     }
     let span = parts.next().filter(|s| s.len() == 16 && is_hex(s));
-    Some((normalize_trace(trace)?, span.map(|s| s.to_ascii_lowercase())))
+    Some((
+        normalize_trace(trace)?,
+        span.map(|s| s.to_ascii_lowercase()),
+    ))
 }
 
 /// AWS `X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1`
@@ -102,7 +105,9 @@ pub fn parse_xray(v: &str) -> Option<(String, Option<String>)> {
     for part in v.trim().split(';') {
         match part.trim().split_once('=') {
             Some(("Root", r)) => root = normalize_trace(r),
-            Some(("Parent", p)) if p.len() == 16 && is_hex(p) => parent = Some(p.to_ascii_lowercase()),
+            Some(("Parent", p)) if p.len() == 16 && is_hex(p) => {
+                parent = Some(p.to_ascii_lowercase())
+            }
             _ => {}
         }
     }
@@ -135,8 +140,13 @@ pub fn trace_context(key: &str, value: &str) -> Option<(String, Option<String>)>
     } else if ends_with_header(key, "x-cloud-trace-context") {
         parse_cloud_trace(value)
     } else if ends_with_header(key, "x-b3-traceid") {
-        normalize_trace(value).filter(|t| is_hex(t)).map(|t| (t, None))
-    } else if key.eq_ignore_ascii_case("b3") || ends_with_header(key, ".b3") || ends_with_header(key, "-b3") {
+        normalize_trace(value)
+            .filter(|t| is_hex(t))
+            .map(|t| (t, None))
+    } else if key.eq_ignore_ascii_case("b3")
+        || ends_with_header(key, ".b3")
+        || ends_with_header(key, "-b3")
+    {
         parse_b3(value)
     } else {
         None
@@ -150,7 +160,13 @@ fn ends_with_header(key: &str, suffix: &str) -> bool {
     if k.len() < s.len() {
         return false;
     }
-    let norm = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+    let norm = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
     k[k.len() - s.len()..]
         .iter()
         .zip(s)
@@ -190,7 +206,10 @@ mod tests {
         // Examples from FORMATS.md §9 (b3-propagation README, AWS X-Ray docs).
         assert_eq!(
             parse_b3("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90"),
-            Some(("80f198ee56343ba864fe8b2a57d3eff7".into(), Some("e457b5a2e4d86bd1".into())))
+            Some((
+                "80f198ee56343ba864fe8b2a57d3eff7".into(),
+                Some("e457b5a2e4d86bd1".into())
+            ))
         );
         assert_eq!(parse_b3("0"), None);
         assert_eq!(
@@ -198,21 +217,37 @@ mod tests {
             "0000000000000000e457b5a2e4d86bd1"
         );
         assert_eq!(
-            parse_xray("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
-            Some(("5759e988bd862e3fe1be46a994272793".into(), Some("53995c3f42cd8ad8".into())))
+            parse_xray(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            ),
+            Some((
+                "5759e988bd862e3fe1be46a994272793".into(),
+                Some("53995c3f42cd8ad8".into())
+            ))
         );
         assert_eq!(
             parse_cloud_trace("105445aa7843bc8bf206b12000100000/1;o=1"),
-            Some(("105445aa7843bc8bf206b12000100000".into(), Some("0000000000000001".into())))
+            Some((
+                "105445aa7843bc8bf206b12000100000".into(),
+                Some("0000000000000001".into())
+            ))
         );
         assert_eq!(
-            trace_context("request_X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793").unwrap().0,
+            trace_context(
+                "request_X-Amzn-Trace-Id",
+                "Root=1-5759e988-bd862e3fe1be46a994272793"
+            )
+            .unwrap()
+            .0,
             "5759e988bd862e3fe1be46a994272793"
         );
         assert_eq!(
-            trace_context("request.headers.Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-                .unwrap()
-                .0,
+            trace_context(
+                "request.headers.Traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            )
+            .unwrap()
+            .0,
             "0af7651916cd43dd8448eb211c80319c"
         );
         assert_eq!(trace_context("user_agent", "x"), None);

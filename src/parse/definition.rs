@@ -47,6 +47,10 @@ pub struct Definition {
     /// The gateway's format string (kind = "nginx", "envoy", "apache", "haproxy"),
     /// pasted from its configuration.
     pub log_format: Option<String>,
+    /// A regex for lines that continue the previous event (stack traces,
+    /// Python tracebacks) when they do not parse on their own: they are
+    /// folded into its message instead of being errors.
+    pub continuation: Option<String>,
     /// A regex for what precedes the format on each line (a syslog header);
     /// its named groups are fields like any other.
     pub line_prefix: Option<String>,

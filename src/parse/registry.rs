@@ -40,6 +40,7 @@ pub struct Format {
     imp: Imp,
     fields: FieldMap,
     require: Vec<Vec<String>>,
+    continuation: Option<Regex>,
 }
 
 const TAIL: &str = "__tail";
@@ -148,7 +149,14 @@ impl Format {
             .iter()
             .map(|r| r.split('|').map(str::to_string).collect())
             .collect();
+        let continuation = def
+            .continuation
+            .as_deref()
+            .map(Regex::new)
+            .transpose()
+            .context("continuation")?;
         let format = Format {
+            continuation,
             name: Arc::from(def.name.as_str()),
             static_name: intern(&def.name),
             source,
@@ -160,6 +168,10 @@ impl Format {
         };
         format.check_samples()?;
         Ok(format)
+    }
+
+    pub fn continuation(&self) -> Option<&Regex> {
+        self.continuation.as_ref()
     }
 
     pub fn is_otlp(&self) -> bool {

@@ -74,7 +74,20 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
             Err(_) => String::from_utf8_lossy(bytes),
         };
         if let Err(e) = chunk.format.parse(&text, &chunk.file, n, &mut events) {
-            errors.push(LineError { line: n, reason: e });
+            // A continuation line (stack trace, traceback) belongs to the event before it.
+            let folded = chunk
+                .format
+                .continuation()
+                .is_some_and(|c| c.is_match(&text))
+                && events.last_mut().is_some_and(|prev| {
+                    let m = prev.message.get_or_insert_with(Default::default);
+                    m.push('\n');
+                    m.push_str(&text);
+                    true
+                });
+            if !folded {
+                errors.push(LineError { line: n, reason: e });
+            }
         }
     }
     let keys = events.iter().map(crate::correlate::keys).collect();
@@ -276,6 +289,41 @@ impl InputStream {
                     self.report
                         .error(line, format!("read error, rest of the input lost: {e}"));
                     self.reader = None;
+                }
+            }
+        }
+        // Never cut a chunk between an event and its continuation lines (a stack
+        // trace): read on until a line that starts a new event, kept for next time.
+        if let Some(cont) = format.continuation() {
+            while let Some(reader) = self.reader.as_mut() {
+                match reader.next_line(&mut self.buf) {
+                    Ok(ReadLine::Line) => {
+                        self.report.lines += 1;
+                        let text = String::from_utf8_lossy(&self.buf);
+                        if text.trim().is_empty() {
+                            continue;
+                        }
+                        if cont.is_match(&text) {
+                            let a = data.len() as u32;
+                            data.extend_from_slice(&self.buf);
+                            lines.push((reader.line_no(), a, data.len() as u32));
+                        } else {
+                            self.head.push((reader.line_no(), text.into_owned()));
+                            break;
+                        }
+                    }
+                    Ok(ReadLine::TooLong(n)) => {
+                        self.report.lines += 1;
+                        let line = reader.line_no();
+                        too_long(&mut self.report, line, n, self.max_line);
+                    }
+                    Ok(ReadLine::Eof) => self.reader = None,
+                    Err(e) => {
+                        let line = reader.line_no() + 1;
+                        self.report
+                            .error(line, format!("read error, rest of the input lost: {e}"));
+                        self.reader = None;
+                    }
                 }
             }
         }

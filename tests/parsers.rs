@@ -55,6 +55,10 @@ fn files_written_by_real_software_are_detected_as_their_format() {
         "nginx_upstreaminfo"
     );
     assert_eq!(format_of("real/nginx-json.log"), "nginx_json");
+    assert_eq!(
+        format_of("real/haproxy-httplog-id.log"),
+        "haproxy_httplog_id"
+    );
     assert_eq!(format_of("vendor/otlp-trace.json"), "otlp_traces");
     assert_eq!(format_of("vendor/otlp-logs.json"), "otlp_logs");
     assert_eq!(a.input_error_count(), 0, "{:?}", a.info.files);
@@ -206,7 +210,7 @@ fn every_gateway_format_is_detected_in_a_folder_that_mixes_them_all() {
     let a = analyze(&[&dir]);
     assert_eq!(
         a.info.files.len(),
-        14,
+        15,
         "one file per built-in gateway format"
     );
     for f in &a.info.files {

@@ -215,17 +215,16 @@ fn the_bundled_incident_is_labelled_as_injected() {
     );
 }
 
-/// Runs the generator afresh (real nginx, real OTel SDK) with another seed.
-/// `scripts/test` installs both and sets TRACEJOIN_REALSTACK_PYTHON.
-#[test]
-fn a_fresh_real_incident_with_another_seed_is_labelled_as_injected() {
+/// Runs the generator afresh (a real gateway, the real OTel SDK) with another
+/// seed. `scripts/test` installs them and sets TRACEJOIN_REALSTACK_PYTHON.
+fn fresh_incident(gateway: &str, seed: &str) {
     let Ok(python) = std::env::var("TRACEJOIN_REALSTACK_PYTHON") else {
         assert!(
             std::env::var_os("TRACEJOIN_REQUIRE_REALSTACK").is_none(),
             "TRACEJOIN_REALSTACK_PYTHON is not set but the real stack is required"
         );
         eprintln!(
-            "skipped: run scripts/test (it installs nginx and the OTel SDK) to run the real stack"
+            "skipped: run scripts/test (it installs the gateways and the OTel SDK) to run the real stack"
         );
         return;
     };
@@ -234,16 +233,20 @@ fn a_fresh_real_incident_with_another_seed_is_labelled_as_injected() {
     let truth = dir.path().join("truth.csv");
     let status = std::process::Command::new(python)
         .arg(repo().join("tests/realstack/generate.py"))
-        .args([
-            out.to_str().unwrap(),
-            truth.to_str().unwrap(),
-            "--seed",
-            "11",
-            "--requests",
-            "250",
-        ])
+        .args([out.to_str().unwrap(), truth.to_str().unwrap()])
+        .args(["--seed", seed, "--requests", "250", "--gateway", gateway])
         .status()
         .expect("generator runs");
     assert!(status.success());
     check_incident(&out, &truth);
+}
+
+#[test]
+fn a_fresh_real_incident_behind_nginx_is_labelled_as_injected() {
+    fresh_incident("nginx", "11");
+}
+
+#[test]
+fn a_fresh_real_incident_behind_haproxy_is_labelled_as_injected() {
+    fresh_incident("haproxy", "12");
 }

@@ -456,9 +456,19 @@ pub fn compile(dialect: Dialect, format: &str) -> Result<(String, Vec<String>)> 
     let vars = group_names(&pieces);
     let mut re = String::from("^");
     let mut v = 0;
+    // A captured-headers block (`{...}`) and the space after it are both
+    // absent when nothing is captured.
+    let mut drop_space = false;
     for (i, p) in pieces.iter().enumerate() {
         match p {
-            Piece::Lit(l) => re.push_str(&regex::escape(l)),
+            Piece::Lit(l) => {
+                let l = if std::mem::take(&mut drop_space) {
+                    l.strip_prefix(' ').unwrap_or(l)
+                } else {
+                    l
+                };
+                re.push_str(&regex::escape(l))
+            }
             Piece::Var(name, shape) => {
                 let next = match pieces.get(i + 1) {
                     Some(Piece::Lit(l)) => l.chars().next(),
@@ -473,7 +483,14 @@ pub fn compile(dialect: Dialect, format: &str) -> Result<(String, Vec<String>)> 
                         continue;
                     }
                     Shape::Braced => {
-                        re.push_str(&format!(r"\{{(?P<{group}>[^}}]*)\}}"));
+                        let space =
+                            matches!(pieces.get(i + 1), Some(Piece::Lit(l)) if l.starts_with(' '));
+                        if space {
+                            re.push_str(&format!(r"(?:\{{(?P<{group}>[^}}]*)\}} )?"));
+                            drop_space = true;
+                        } else {
+                            re.push_str(&format!(r"(?:\{{(?P<{group}>[^}}]*)\}})?"));
+                        }
                         continue;
                     }
                     Shape::Quoted => {

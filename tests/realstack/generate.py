@@ -117,6 +117,55 @@ http {{
 }}
 """
 
+HAPROXY_CONF = r"""
+global
+  log stdout format raw local0
+  maxconn 256
+userlist ops
+  user ops insecure-password s3cret
+defaults
+  mode http
+  log global
+  option httplog
+  timeout connect 1s
+  timeout client 10s
+  timeout server 10s
+frontend fe_api
+  bind 127.0.0.1:{port}
+  # The client's X-Request-Id is the request id (logged as %ID, passed upstream as it came).
+  unique-id-format %[req.hdr(X-Request-Id)]
+  # Computed before any rule answers locally, so %ID is logged for those too.
+  http-request set-var(txn.rid) unique-id
+  log-format "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{{+Q}}r %ID"
+  option http-buffer-request
+  stick-table type string len 32 size 1k expire 60s store http_req_rate(60s)
+  acl known path_beg /v1/orders /v1/payments /v1/search /v1/export /v1/inventory /v1/slow /v1/reports /admin/ /internal/
+  http-request return status 404 content-type text/plain string "no route" if !known
+  http-request auth realm admin if {{ path_beg /admin/ }} !{{ http_auth(ops) }}
+  http-request deny deny_status 403 if {{ path_beg /internal/ }} !{{ src 10.0.0.0/8 }}
+  http-request deny deny_status 413 if {{ path /v1/orders/import }} {{ req.body_size gt 1024 }}
+  http-request track-sc0 req.hdr(X-Consumer-Id) if {{ path_beg /v1/search }} || {{ path_beg /v1/export }}
+  http-request deny deny_status 429 if {{ path_beg /v1/search }} {{ sc_http_req_rate(0) gt 4 }}
+  http-request deny deny_status 429 if {{ path_beg /v1/export }} {{ sc_http_req_rate(0) gt 3 }}
+  use_backend be_payments if {{ path_beg /v1/payments }}
+  use_backend be_inventory if {{ path_beg /v1/inventory }}
+  use_backend be_slow if {{ path_beg /v1/slow }}
+  default_backend be_orders
+backend be_orders
+  server orders1 127.0.0.1:{orders_port}
+backend be_payments
+  server payments1 127.0.0.1:{payments_port}
+backend be_inventory
+  server inventory1 127.0.0.1:{dead_port}
+backend be_slow
+  timeout server 1s
+  http-request set-path /slow
+  server orders1 127.0.0.1:{orders_port}
+"""
+
+# Scenarios that need a gateway feature HAProxy does not have here (nginx auth_request).
+NGINX_ONLY = {"ok_report", "auth_token_expired", "auth_token_revoked"}
+
 # name, weight in the incident phase, label when the injected failure happens
 SCENARIOS = [
     ("ok_list", 10, None), ("ok_get", 10, None), ("ok_create", 6, None), ("ok_pay", 6, None),
@@ -194,13 +243,17 @@ def free_port():
 
 
 def wait_port(port, timeout=10):
+    """Waits for a listener without connecting to it: a probe connection would
+    be logged by the gateway as a request of its own."""
+    want = ":%04X" % port
     end = time.time() + timeout
     while time.time() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
+        with open("/proc/net/tcp") as f:
+            for row in f.read().splitlines()[1:]:
+                cols = row.split()
+                if cols[1].endswith(want) and cols[3] == "0A":  # 0A = LISTEN
+                    return
+        time.sleep(0.05)
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
 
 
@@ -212,7 +265,7 @@ def send(port, job):
     conn.request(method, path, body=body, headers=headers)
     resp = conn.getresponse()
     resp.read()
-    rid = resp.getheader("X-Request-Id", "")
+    rid = resp.getheader("X-Request-Id", "") or headers.get("X-Request-Id", "")
     conn.close()
     return i, name, label, method, path, resp.status, rid
 
@@ -221,10 +274,9 @@ def expected_label(name, label, status):
     """The injected cause, given whether the failure actually happened."""
     if label is None:
         return "none"
-    if name == "quota_gateway_429":
-        return "quota" if status == 429 else "none"
-    if name == "quota_gateway_503":
-        return "quota" if status == 503 else "none"
+    if name in ("quota_gateway_429", "quota_gateway_503"):
+        # nginx answers limit_req with 429 or its default 503; HAProxy here with 429.
+        return "quota" if status in (429, 503) else "none"
     return label
 
 
@@ -235,7 +287,9 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--fixtures")
+    ap.add_argument("--gateway", choices=["nginx", "haproxy"], default="nginx")
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
+    ap.add_argument("--haproxy", default=shutil.which("haproxy") or "/usr/sbin/haproxy")
     args = ap.parse_args()
     rng = random.Random(args.seed)
 
@@ -260,34 +314,48 @@ def main():
 
     port = free_port()
     fixtures = os.path.abspath(args.fixtures) if args.fixtures else None
-    extra_logs = ""
-    error_log = os.path.join(prefix, "error.log")
-    if fixtures:
-        os.makedirs(fixtures, exist_ok=True)
-        extra_logs = (f"access_log {fixtures}/nginx-upstreaminfo.log upstreaminfo;\n"
-                      f"    access_log {fixtures}/nginx-json.log gw_json;")
-        error_log = os.path.join(fixtures, "nginx-error.log")
-    conf = NGINX_CONF.format(
-        user="user root;" if os.geteuid() == 0 else "",
-        prefix=prefix, out=out, port=port, orders_port=orders.port, payments_port=payments.port,
-        dead_port=free_port(), extra_logs=extra_logs, error_log=error_log,
-    )
-    conf_path = os.path.join(prefix, "nginx.conf")
-    with open(conf_path, "w") as f:
-        f.write(conf)
-    nginx = subprocess.Popen([args.nginx, "-p", prefix, "-c", conf_path])
+    if args.gateway == "nginx":
+        extra_logs = ""
+        error_log = os.path.join(prefix, "error.log")
+        if fixtures:
+            os.makedirs(fixtures, exist_ok=True)
+            extra_logs = (f"access_log {fixtures}/nginx-upstreaminfo.log upstreaminfo;\n"
+                          f"    access_log {fixtures}/nginx-json.log gw_json;")
+            error_log = os.path.join(fixtures, "nginx-error.log")
+        conf = NGINX_CONF.format(
+            user="user root;" if os.geteuid() == 0 else "",
+            prefix=prefix, out=out, port=port, orders_port=orders.port, payments_port=payments.port,
+            dead_port=free_port(), extra_logs=extra_logs, error_log=error_log,
+        )
+        conf_path = os.path.join(prefix, "nginx.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf)
+        gateway = subprocess.Popen([args.nginx, "-p", prefix, "-c", conf_path])
+    else:
+        conf = HAPROXY_CONF.format(port=port, orders_port=orders.port, payments_port=payments.port,
+                                   dead_port=free_port())
+        conf_path = os.path.join(prefix, "haproxy.cfg")
+        with open(conf_path, "w") as f:
+            f.write(conf)
+        # `log stdout`: HAProxy writes its access log to standard output.
+        access = open(os.path.join(out, "gateway", "access.log"), "w")
+        gateway = subprocess.Popen([args.haproxy, "-db", "-f", conf_path], stdout=access)
     try:
         wait_port(port)
         jobs = []
         for i in range(args.requests):
             # The first fifth is a healthy baseline; then the incident starts.
             pool = HEALTHY if i < args.requests // 5 else SCENARIOS
+            if args.gateway != "nginx":
+                pool = [s for s in pool if s[0] not in NGINX_ONLY]
             name, _, label = rng.choices(pool, weights=[s[1] for s in pool])[0]
             method, path, headers, body = request_for(name, rng)
+            if args.gateway == "haproxy":
+                headers = dict(headers, **{"X-Request-Id": "%032x" % rng.getrandbits(128)})
             tp = None
             if rng.random() < 0.7:
                 tp = "00-%032x-%016x-01" % (rng.getrandbits(128) | 1, rng.getrandbits(64) | 1)
-            if rng.random() < 0.2:
+            if args.gateway == "nginx" and rng.random() < 0.2:
                 headers = dict(headers, **{"X-Request-Id": "cli-%08x" % rng.getrandbits(32)})
             jobs.append((i, name, label, method, path, headers, body, tp))
         results = []
@@ -300,8 +368,8 @@ def main():
                 results.append(fu.result())
     finally:
         time.sleep(0.5)
-        nginx.terminate()
-        nginx.wait(timeout=10)
+        gateway.terminate()
+        gateway.wait(timeout=10)
         orders.stop()
         payments.stop()
         shutil.rmtree(prefix, ignore_errors=True)

@@ -250,3 +250,8 @@ fn a_fresh_real_incident_behind_nginx_is_labelled_as_injected() {
 fn a_fresh_real_incident_behind_haproxy_is_labelled_as_injected() {
     fresh_incident("haproxy", "12");
 }
+
+#[test]
+fn a_fresh_real_incident_behind_apache_is_labelled_as_injected() {
+    fresh_incident("apache", "13");
+}

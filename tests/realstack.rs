@@ -255,3 +255,52 @@ fn a_fresh_real_incident_behind_haproxy_is_labelled_as_injected() {
 fn a_fresh_real_incident_behind_apache_is_labelled_as_injected() {
     fresh_incident("apache", "13");
 }
+
+/// A real Caddy writes its JSON access log (proxied success, upstream down,
+/// unmatched path, backend 500): every request is labelled as injected and
+/// the Traceparent header array gives the trace id.
+#[test]
+fn a_real_caddy_log_is_parsed_and_labelled() {
+    let Ok(python) = std::env::var("TRACEJOIN_REALSTACK_PYTHON") else {
+        assert!(std::env::var_os("TRACEJOIN_REQUIRE_REALSTACK").is_none());
+        eprintln!("skipped: run scripts/test to run the real stack");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("caddy.log");
+    let truth = dir.path().join("truth.csv");
+    let status = std::process::Command::new(python)
+        .arg(repo().join("tests/realstack/caddy_log.py"))
+        .args([log.to_str().unwrap(), truth.to_str().unwrap()])
+        .status()
+        .expect("caddy script runs");
+    assert!(status.success());
+    let a = analyze(&[&log]);
+    assert_eq!(a.info.files[0].format.as_deref(), Some("caddy_json"));
+    assert_eq!(a.input_error_count(), 0);
+    let truth = std::fs::read_to_string(&truth).unwrap();
+    let mut n = 0;
+    for row in truth.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        let l = a
+            .requests
+            .iter()
+            .find(|l| l.request.request_id.as_deref() == Some(f[0]))
+            .unwrap_or_else(|| panic!("{} missing", f[0]));
+        let label = l
+            .verdict
+            .as_ref()
+            .map(|v| v.label.as_str())
+            .unwrap_or("none");
+        assert_eq!(label, f[1], "{row}");
+        assert_eq!(l.request.status.unwrap().to_string(), f[2]);
+        assert!(l
+            .request
+            .trace_id
+            .as_deref()
+            .unwrap()
+            .starts_with("0000000000000000000000007ace"));
+        n += 1;
+    }
+    assert_eq!(n, 12);
+}

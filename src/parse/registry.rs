@@ -23,7 +23,10 @@ enum Imp {
         tail: bool,
         tokenizer: Option<Tokenizer>,
     },
-    Json,
+    /// JSON lines, optionally behind a prefix (a CloudWatch export timestamp).
+    Json {
+        prefix: Option<Regex>,
+    },
     Logfmt,
     Otlp,
 }
@@ -112,7 +115,15 @@ impl Format {
                     defaults,
                 )
             }
-            Kind::Json => (Imp::Json, Vec::new()),
+            Kind::Json => {
+                let prefix = def
+                    .line_prefix
+                    .as_deref()
+                    .map(|p| Regex::new(&format!("^(?:{})", p.strip_prefix('^').unwrap_or(p))))
+                    .transpose()
+                    .context("line_prefix")?;
+                (Imp::Json { prefix }, Vec::new())
+            }
             Kind::Logfmt => (Imp::Logfmt, Vec::new()),
             Kind::Otlp => (Imp::Otlp, Vec::new()),
         };
@@ -241,14 +252,28 @@ impl Format {
                 self.fields.finish(fill, &mut ev)?;
                 out.push(ev);
             }
-            Imp::Json => {
-                let trimmed = text.trim_start();
+            Imp::Json { prefix } => {
+                let mut pairs = Vec::with_capacity(16);
+                let mut body = text;
+                if let Some(re) = prefix {
+                    if let Some(c) = re.captures(text) {
+                        for name in re.capture_names().flatten() {
+                            if let Some(m) = c.name(name) {
+                                pairs.push((
+                                    Cow::Owned(name.to_string()),
+                                    Cow::Owned(m.as_str().to_string()),
+                                ));
+                            }
+                        }
+                        body = &text[c.get(0).map_or(0, |m| m.end())..];
+                    }
+                }
+                let trimmed = body.trim_start();
                 if !trimmed.starts_with('{') {
                     return Err("not a JSON object".into());
                 }
                 let value: serde_json::Value =
-                    serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-                let mut pairs = Vec::with_capacity(16);
+                    serde_json::from_str(body).map_err(|e| format!("invalid JSON: {e}"))?;
                 json::flatten(&value, &mut pairs);
                 self.check_required(&pairs)?;
                 let mut ev = base();

@@ -210,7 +210,7 @@ fn every_gateway_format_is_detected_in_a_folder_that_mixes_them_all() {
     let a = analyze(&[&dir]);
     assert_eq!(
         a.info.files.len(),
-        16,
+        17,
         "one file per built-in gateway format"
     );
     for f in &a.info.files {

@@ -72,9 +72,6 @@ impl Analysis {
     pub fn input_error_count(&self) -> u64 {
         self.info.input_error_count()
     }
-    pub fn files(&self) -> &[FileReport] {
-        &self.info.files
-    }
 }
 
 pub fn run(opts: &Options, registry: &Registry, engine: &Engine) -> Result<Analysis> {

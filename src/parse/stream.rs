@@ -139,40 +139,17 @@ impl InputStream {
             buf: Vec::new(),
             bytes_read: 0,
         };
-        let mut reader = match open_input(input) {
-            Ok(r) => LineReader::new(r, max_line),
+        s.reader = match open_input(input) {
+            Ok(r) => Some(LineReader::new(r, max_line)),
             Err(e) => {
                 s.report.error(0, format!("{e:#}"));
                 return s;
             }
         };
-        let mut eof = false;
         while s.head.len() < DETECT_LINES {
-            match reader.next_line(&mut s.buf) {
-                Ok(ReadLine::Line) => {
-                    s.report.lines += 1;
-                    let text = String::from_utf8_lossy(&s.buf);
-                    if !text.trim().is_empty() {
-                        s.head.push((reader.line_no(), text.into_owned()));
-                    }
-                }
-                Ok(ReadLine::TooLong(n)) => {
-                    s.report.lines += 1;
-                    too_long(&mut s.report, reader.line_no(), n, max_line);
-                }
-                Ok(ReadLine::Eof) => {
-                    eof = true;
-                    break;
-                }
-                Err(e) => {
-                    s.report.error(
-                        reader.line_no() + 1,
-                        format!("read error, rest of the input lost: {e}"),
-                    );
-                    eof = true;
-                    break;
-                }
-            }
+            let Some(n) = s.next_line() else { break };
+            let text = String::from_utf8_lossy(&s.buf).into_owned();
+            s.head.push((n, text));
         }
         if s.head.is_empty() {
             return s;
@@ -183,7 +160,7 @@ impl InputStream {
                 && serde_json::from_str::<serde_json::Value>(first).is_err()
                 && forced.is_none_or(|f| f.is_otlp()));
         if multi_line_json {
-            s.read_document(reader, eof, registry, forced);
+            s.read_document(registry, forced);
             return s;
         }
         let format = match forced.or_else(|| detect(registry, &s.head, &input.name)) {
@@ -199,29 +176,21 @@ impl InputStream {
                     ),
                 );
                 s.head.clear();
+                s.reader = None;
                 return s;
             }
         };
         s.report.format = Some(format.name.clone());
         s.format = Some(format);
-        if !eof {
-            s.reader = Some(reader);
-        }
         s
     }
 
     /// A pretty-printed JSON document (OTLP export) spans many lines: read it
     /// whole and keep it as the only "line".
-    fn read_document(
-        &mut self,
-        reader: Reader,
-        eof: bool,
-        registry: &Registry,
-        forced: Option<&Arc<Format>>,
-    ) {
+    fn read_document(&mut self, registry: &Registry, forced: Option<&Arc<Format>>) {
         let first_line = self.head[0].0;
         let mut doc: String = self.head.drain(..).map(|(_, l)| l + "\n").collect();
-        if !eof {
+        if let Some(reader) = self.reader.take() {
             let mut rest = Vec::new();
             let mut limited = std::io::Read::take(reader.into_inner(), MAX_DOCUMENT);
             if let Err(e) = std::io::Read::read_to_end(&mut limited, &mut rest) {
@@ -254,29 +223,17 @@ impl InputStream {
         self.head.is_empty() && self.reader.is_none()
     }
 
-    /// The next chunk of about `bytes` bytes of complete lines.
-    pub fn read_chunk(&mut self, bytes: usize) -> Option<Chunk> {
-        let format = self.format.clone()?;
-        let mut data = Vec::with_capacity(bytes + bytes / 8);
-        let mut lines = Vec::new();
-        for (n, text) in self.head.drain(..) {
-            let a = data.len() as u32;
-            data.extend_from_slice(text.as_bytes());
-            lines.push((n, a, data.len() as u32));
-        }
-        while data.len() < bytes {
-            let Some(reader) = self.reader.as_mut() else {
-                break;
-            };
+    /// Reads the next non-blank line into `self.buf` and returns its number;
+    /// over-long lines and read errors are reported on the way. `None` at the end.
+    fn next_line(&mut self) -> Option<u64> {
+        loop {
+            let reader = self.reader.as_mut()?;
             match reader.next_line(&mut self.buf) {
                 Ok(ReadLine::Line) => {
                     self.report.lines += 1;
-                    if self.buf.iter().all(|b| b.is_ascii_whitespace()) {
-                        continue;
+                    if !self.buf.iter().all(|b| b.is_ascii_whitespace()) {
+                        return Some(reader.line_no());
                     }
-                    let a = data.len() as u32;
-                    data.extend_from_slice(&self.buf);
-                    lines.push((reader.line_no(), a, data.len() as u32));
                 }
                 Ok(ReadLine::TooLong(n)) => {
                     self.report.lines += 1;
@@ -292,38 +249,36 @@ impl InputStream {
                 }
             }
         }
+    }
+
+    /// The next chunk of about `bytes` bytes of complete lines.
+    pub fn read_chunk(&mut self, bytes: usize) -> Option<Chunk> {
+        let format = self.format.clone()?;
+        let mut data = Vec::with_capacity(bytes + bytes / 8);
+        let mut lines = Vec::new();
+        for (n, text) in self.head.drain(..) {
+            let a = data.len() as u32;
+            data.extend_from_slice(text.as_bytes());
+            lines.push((n, a, data.len() as u32));
+        }
+        while data.len() < bytes {
+            let Some(n) = self.next_line() else { break };
+            let a = data.len() as u32;
+            data.extend_from_slice(&self.buf);
+            lines.push((n, a, data.len() as u32));
+        }
         // Never cut a chunk between an event and its continuation lines (a stack
         // trace): read on until a line that starts a new event, kept for next time.
         if let Some(cont) = format.continuation() {
-            while let Some(reader) = self.reader.as_mut() {
-                match reader.next_line(&mut self.buf) {
-                    Ok(ReadLine::Line) => {
-                        self.report.lines += 1;
-                        let text = String::from_utf8_lossy(&self.buf);
-                        if text.trim().is_empty() {
-                            continue;
-                        }
-                        if cont.is_match(&text) {
-                            let a = data.len() as u32;
-                            data.extend_from_slice(&self.buf);
-                            lines.push((reader.line_no(), a, data.len() as u32));
-                        } else {
-                            self.head.push((reader.line_no(), text.into_owned()));
-                            break;
-                        }
-                    }
-                    Ok(ReadLine::TooLong(n)) => {
-                        self.report.lines += 1;
-                        let line = reader.line_no();
-                        too_long(&mut self.report, line, n, self.max_line);
-                    }
-                    Ok(ReadLine::Eof) => self.reader = None,
-                    Err(e) => {
-                        let line = reader.line_no() + 1;
-                        self.report
-                            .error(line, format!("read error, rest of the input lost: {e}"));
-                        self.reader = None;
-                    }
+            while let Some(n) = self.next_line() {
+                let text = String::from_utf8_lossy(&self.buf);
+                if cont.is_match(&text) {
+                    let a = data.len() as u32;
+                    data.extend_from_slice(&self.buf);
+                    lines.push((n, a, data.len() as u32));
+                } else {
+                    self.head.push((n, text.into_owned()));
+                    break;
                 }
             }
         }

@@ -604,21 +604,7 @@ fn map(entries: Vec<(&'static str, Value)>) -> Value {
 /// conditions stay short (`gateway.upstream_status == ""`).
 pub fn event_value(e: &Event) -> Value {
     let sp = e.span.as_ref();
-    let exception = sp
-        .map(|s| {
-            s.exceptions
-                .iter()
-                .map(|x| {
-                    format!(
-                        "{}: {}",
-                        x.r#type.as_deref().unwrap_or(""),
-                        x.message.as_deref().unwrap_or("")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .unwrap_or_default();
+    let exception = e.field_text("exception").unwrap_or_default().into_owned();
     let attrs: HashMap<String, Value> = e
         .attributes
         .iter()

@@ -322,3 +322,81 @@ fn stack_traces_fold_into_their_event_even_across_chunk_boundaries() {
     }
     assert_eq!(a.requests.len(), 12000, "every event its own trace");
 }
+
+#[test]
+fn a_pasted_envoy_apache_or_haproxy_format_string_works_as_a_user_definition() {
+    let defs = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    // (definition name, kind, format string as in the gateway's config, sample line, log line, label)
+    let cases = [
+        (
+            "my_envoy",
+            "envoy",
+            r#"%START_TIME% %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% "%REQ(X-REQUEST-ID)%" %DURATION%ms"#,
+            r#"2026-11-24T10:00:00.000Z GET /v1/a 200 - "r-1" 5ms"#,
+            r#"2026-11-24T10:00:01.000Z POST /v1/b 504 UT "r-2" 15000ms"#,
+            "upstream",
+        ),
+        (
+            "my_apache",
+            "apache",
+            r#"%a %t "%r" %>s %{ms}T %{X-Request-Id}i"#,
+            r#"10.0.0.1 [24/Nov/2026:10:00:00 +0000] "GET /v1/a HTTP/1.1" 200 5 r-3"#,
+            r#"10.0.0.1 [24/Nov/2026:10:00:01 +0000] "GET /admin HTTP/1.1" 401 1 r-4"#,
+            "auth",
+        ),
+        (
+            "my_haproxy",
+            "haproxy",
+            r#"%ci [%tr] %b/%s %ST %Ta %tsc %ID %{+Q}r"#,
+            r#"10.0.0.1 [24/Nov/2026:10:00:00.000] be/s1 200 5 ---- r-5 "GET /v1/a HTTP/1.1""#,
+            r#"10.0.0.1 [24/Nov/2026:10:00:01.000] be/s1 503 3001 SC-- r-6 "GET /v1/b HTTP/1.1""#,
+            "upstream",
+        ),
+    ];
+    for (name, kind, format, sample, line, _) in &cases {
+        std::fs::write(
+            defs.path().join(format!("{name}.toml")),
+            format!(
+                "name = \"{name}\"\ntitle = \"t\"\nreference = \"our config\"\nsource = \"gateway\"\nkind = \"{kind}\"\n\
+                 log_format = '{format}'\npriority = 9\n[[sample]]\nline = '{sample}'\nexpect = {{ status = \"200\", path = \"/v1/a\" }}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            logs.path().join(format!("{name}.log")),
+            format!("{sample}\n{line}\n"),
+        )
+        .unwrap();
+    }
+    let out = tracejoin(&[
+        "analyze",
+        "--json",
+        "--failures-only",
+        "--parsers",
+        defs.path().to_str().unwrap(),
+        logs.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (name, _, _, _, _, label) in &cases {
+        let l = lines
+            .iter()
+            .find(|l| {
+                l["evidence"][0]["origin"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("{name}.log:2"))
+            })
+            .unwrap_or_else(|| panic!("{name}: {lines:?}"));
+        assert_eq!(l["label"], *label, "{name}: {l}");
+        assert!(
+            l["request_id"].as_str().unwrap().starts_with("r-"),
+            "{name}: {l}"
+        );
+    }
+}

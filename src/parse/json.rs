@@ -1,19 +1,21 @@
-//! JSON lines: one object per line, flattened to dotted keys so that nested
+//! JSON lines: one object per line, visited as dotted keys so that nested
 //! (`{"trace":{"id":..}}`) and dotted (`{"trace.id":..}`) ECS styles map alike.
 
 use serde_json::Value;
 use std::borrow::Cow;
 
-/// Flattens an object into `(dotted.key, text)` pairs. Arrays of scalars yield
-/// their first element under the array's key (HTTP semconv header arrays,
-/// Caddy's header lists); arrays of objects their last element (Kong's
-/// `tries`: the final attempt); both also as JSON text under `key[]`.
-pub fn flatten(v: &Value, out: &mut Vec<(Cow<'static, str>, Cow<'static, str>)>) {
+/// Calls `f(dotted.key, text)` for every scalar, borrowing string values from
+/// the document (no copy unless the value is kept as an attribute). Arrays of
+/// scalars give their first element under the array's key (HTTP semconv header
+/// arrays, Caddy's header lists) and, when longer, the whole array as JSON text
+/// under `key[]`; arrays of objects give their last element (Kong's `tries`:
+/// the final attempt).
+pub fn visit<'v>(v: &'v Value, f: &mut dyn FnMut(&str, Cow<'v, str>)) {
     let mut prefix = String::new();
-    walk(v, &mut prefix, out);
+    walk(v, &mut prefix, f);
 }
 
-fn walk(v: &Value, prefix: &mut String, out: &mut Vec<(Cow<'static, str>, Cow<'static, str>)>) {
+fn walk<'v>(v: &'v Value, prefix: &mut String, f: &mut dyn FnMut(&str, Cow<'v, str>)) {
     match v {
         Value::Object(map) => {
             for (k, child) in map {
@@ -22,31 +24,34 @@ fn walk(v: &Value, prefix: &mut String, out: &mut Vec<(Cow<'static, str>, Cow<'s
                     prefix.push('.');
                 }
                 prefix.push_str(k);
-                walk(child, prefix, out);
+                walk(child, prefix, f);
                 prefix.truncate(len);
             }
         }
         Value::Array(items) => {
             if let Some(first) = items.first() {
                 if !first.is_object() && !first.is_array() {
-                    out.push((Cow::Owned(prefix.clone()), scalar(first)));
+                    f(prefix, scalar(first));
                 }
             }
             if let Some(last @ Value::Object(_)) = items.last() {
-                walk(last, prefix, out);
+                walk(last, prefix, f);
             }
-            if !items.is_empty() {
-                out.push((Cow::Owned(format!("{prefix}[]")), Cow::Owned(v.to_string())));
+            if items.len() > 1 {
+                let len = prefix.len();
+                prefix.push_str("[]");
+                f(prefix, Cow::Owned(v.to_string()));
+                prefix.truncate(len);
             }
         }
         Value::Null => {}
-        other => out.push((Cow::Owned(prefix.clone()), scalar(other))),
+        other => f(prefix, scalar(other)),
     }
 }
 
-fn scalar(v: &Value) -> Cow<'static, str> {
+fn scalar(v: &Value) -> Cow<'_, str> {
     match v {
-        Value::String(s) => Cow::Owned(s.clone()),
+        Value::String(s) => Cow::Borrowed(s),
         Value::Number(n) => Cow::Owned(n.to_string()),
         Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
         other => Cow::Owned(other.to_string()),

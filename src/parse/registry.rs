@@ -253,31 +253,41 @@ impl Format {
                 out.push(ev);
             }
             Imp::Json { prefix } => {
-                let mut pairs = Vec::with_capacity(16);
+                let mut ev = base();
+                let mut fill = self.fields.start();
                 let mut body = text;
                 if let Some(re) = prefix {
                     if let Some(c) = re.captures(text) {
                         for name in re.capture_names().flatten() {
                             if let Some(m) = c.name(name) {
-                                pairs.push((
-                                    Cow::Owned(name.to_string()),
-                                    Cow::Owned(m.as_str().to_string()),
-                                ));
+                                self.fields.offer_key(
+                                    &mut fill,
+                                    name,
+                                    Cow::Borrowed(m.as_str()),
+                                    &mut ev,
+                                );
                             }
                         }
                         body = &text[c.get(0).map_or(0, |m| m.end())..];
                     }
                 }
-                let trimmed = body.trim_start();
-                if !trimmed.starts_with('{') {
+                if !body.trim_start().starts_with('{') {
                     return Err("not a JSON object".into());
                 }
                 let value: serde_json::Value =
                     serde_json::from_str(body).map_err(|e| format!("invalid JSON: {e}"))?;
-                json::flatten(&value, &mut pairs);
-                self.check_required(&pairs)?;
-                let mut ev = base();
-                self.fields.apply(pairs, &mut ev)?;
+                // Which `require` entries are present, as bits.
+                let mut present = 0u64;
+                json::visit(&value, &mut |key, v| {
+                    for (i, alts) in self.require.iter().enumerate() {
+                        if !v.is_empty() && alts.iter().any(|a| a == key) {
+                            present |= 1 << i;
+                        }
+                    }
+                    self.fields.offer_key(&mut fill, key, v, &mut ev);
+                });
+                self.check_present(present)?;
+                self.fields.finish(fill, &mut ev)?;
                 out.push(ev);
             }
             Imp::Logfmt => {
@@ -325,11 +335,22 @@ impl Format {
     }
 
     fn check_required(&self, pairs: &[(Cow<str>, Cow<str>)]) -> Result<(), String> {
-        for alts in &self.require {
-            let present = alts
+        let mut present = 0u64;
+        for (i, alts) in self.require.iter().enumerate() {
+            if alts
                 .iter()
-                .any(|a| pairs.iter().any(|(k, v)| k == a && !v.is_empty()));
-            if !present {
+                .any(|a| pairs.iter().any(|(k, v)| k == a && !v.is_empty()))
+            {
+                present |= 1 << i;
+            }
+        }
+        self.check_present(present)
+    }
+
+    /// `present` has bit i set when `require[i]` was found.
+    fn check_present(&self, present: u64) -> Result<(), String> {
+        for (i, alts) in self.require.iter().enumerate() {
+            if present & (1 << i) == 0 {
                 return Err(format!(
                     "no field {} for format {}",
                     alts.join("|"),

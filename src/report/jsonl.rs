@@ -1,33 +1,67 @@
 //! One labelled request per line: the stable `--json` contract of DESIGN.md.
+//! A struct rather than a JSON map, so the keys come out in the contract's
+//! order and nothing is copied into an intermediate document.
 
 use crate::analysis::Labelled;
+use crate::event::Source;
 use crate::parse::time::format_ts;
-use serde_json::{json, Value};
+use crate::rules::Evidence;
+use serde::Serialize;
 
-pub fn request_json(l: &Labelled) -> Value {
+#[derive(Serialize)]
+pub struct RequestLine<'a> {
+    request_id: Option<&'a str>,
+    trace_id: Option<&'a str>,
+    ids: &'a [String],
+    start: Option<String>,
+    duration_ms: Option<f64>,
+    method: Option<&'a str>,
+    host: Option<&'a str>,
+    path: Option<&'a str>,
+    route: Option<&'a str>,
+    status: Option<u16>,
+    failed: bool,
+    label: Option<&'a str>,
+    rule: Option<&'a str>,
+    explanation: Option<&'a str>,
+    evidence: &'a [Evidence],
+    sources: Vec<Source>,
+    events: usize,
+    join: &'static str,
+    service: Option<&'a str>,
+    consumer: Option<&'a str>,
+    flags: &'a [&'static str],
+}
+
+pub fn request_line(l: &Labelled) -> RequestLine<'_> {
     let r = &l.request;
     let v = l.verdict.as_ref();
-    json!({
-        "request_id": r.request_id,
-        "trace_id": r.trace_id,
-        "ids": r.ids,
-        "start": r.start.map(format_ts),
-        "duration_ms": r.duration_ms.map(|d| (d * 1000.0).round() / 1000.0),
-        "method": r.method,
-        "host": r.host,
-        "path": r.path,
-        "route": r.route,
-        "status": r.status,
-        "failed": r.failed,
-        "label": v.map(|v| v.label.as_str()),
-        "rule": v.map(|v| v.rule.as_str()),
-        "explanation": v.map(|v| v.explanation.as_str()),
-        "evidence": v.map(|v| v.evidence.clone()).unwrap_or_default(),
-        "sources": r.sources(),
-        "events": r.events.len(),
-        "join": r.join(),
-        "service": r.service,
-        "consumer": r.consumer,
-        "flags": r.flags,
-    })
+    RequestLine {
+        request_id: r.request_id.as_deref(),
+        trace_id: r.trace_id.as_deref(),
+        ids: &r.ids,
+        start: r.start.map(format_ts),
+        duration_ms: r.duration_ms.map(|d| (d * 1000.0).round() / 1000.0),
+        method: r.method.as_deref(),
+        host: r.host.as_deref(),
+        path: r.path.as_deref(),
+        route: r.route.as_deref(),
+        status: r.status,
+        failed: r.failed,
+        label: v.map(|v| v.label.as_str()),
+        rule: v.map(|v| v.rule.as_str()),
+        explanation: v.map(|v| v.explanation.as_str()),
+        evidence: v.map(|v| v.evidence.as_slice()).unwrap_or_default(),
+        sources: r.sources(),
+        events: r.events.len(),
+        join: r.join(),
+        service: r.service.as_deref(),
+        consumer: r.consumer.as_deref(),
+        flags: &r.flags,
+    }
+}
+
+/// The line as JSON text (without the newline).
+pub fn request_json(l: &Labelled) -> String {
+    serde_json::to_string(&request_line(l)).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }

@@ -192,7 +192,7 @@ fn the_summary_counts_what_the_json_says() {
         let n = lines.iter().filter(|l| l["label"] == label).count();
         let row = summary
             .lines()
-            .find(|r| r.trim_start().starts_with(label))
+            .find(|r| r.split_whitespace().next() == Some(label))
             .unwrap_or_else(|| panic!("no {label} row in {summary}"));
         let count: usize = row.split_whitespace().nth(1).unwrap().parse().unwrap();
         assert_eq!(count, n, "{label}");

@@ -18,6 +18,7 @@ struct LabelStats {
     rules: HashMap<String, usize>,
     routes: HashMap<String, usize>,
     services: HashMap<String, usize>,
+    upstreams: HashMap<String, usize>,
     consumers: HashMap<String, usize>,
 }
 
@@ -59,13 +60,18 @@ impl Summary {
             s.last = Some(s.last.map_or(t, |x| x.max(t)));
         }
         bump(&mut s.rules, Some(&v.rule));
-        let route = r
-            .route
-            .as_deref()
-            .or(r.path.as_deref())
-            .map(|p| format!("{} {p}", r.method.as_deref().unwrap_or("-")));
+        let route = match (r.route.as_deref(), r.path.as_deref()) {
+            (Some(route), _) => Some(route.to_string()),
+            (None, Some(path)) => Some(templated(path)),
+            (None, None) => None,
+        }
+        .map(|p| format!("{} {p}", r.method.as_deref().unwrap_or("-")));
         bump(&mut s.routes, route.as_deref());
         bump(&mut s.services, r.service.as_deref());
+        bump(
+            &mut s.upstreams,
+            r.gateway_event().and_then(|g| g.upstream_addr.as_deref()),
+        );
         bump(&mut s.consumers, r.consumer.as_deref());
     }
 
@@ -125,6 +131,7 @@ impl Summary {
             let _ = writeln!(o, "      rules:     {}", top(&s.rules, 3));
             let _ = writeln!(o, "      routes:    {}", top(&s.routes, 3));
             let _ = writeln!(o, "      services:  {}", top(&s.services, 3));
+            let _ = writeln!(o, "      upstreams: {}", top(&s.upstreams, 3));
             let _ = writeln!(o, "      consumers: {}", top(&s.consumers, 3));
         }
         if !info.skew.is_empty() {
@@ -174,6 +181,20 @@ impl Summary {
     }
 }
 
+/// A path with its id segments replaced (`/v1/orders/8813` → `/v1/orders/{id}`),
+/// so that a route without a name still groups its requests.
+pub fn templated(path: &str) -> String {
+    let id_like = |seg: &str| {
+        let b = seg.as_bytes();
+        (!b.is_empty() && b.iter().all(u8::is_ascii_digit))
+            || (b.len() >= 16 && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-'))
+    };
+    path.split('/')
+        .map(|seg| if id_like(seg) { "{id}" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn top(counts: &HashMap<String, usize>, n: usize) -> String {
     let mut v: Vec<(&String, &usize)> = counts.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
@@ -217,4 +238,18 @@ pub fn render_errors(files: &[FileReport]) -> String {
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths_group_by_their_shape() {
+        assert_eq!(super::templated("/v1/orders/8813"), "/v1/orders/{id}");
+        assert_eq!(
+            super::templated("/v1/users/cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2/cart"),
+            "/v1/users/{id}/cart"
+        );
+        assert_eq!(super::templated("/v2/orders"), "/v2/orders");
+        assert_eq!(super::templated("/"), "/");
+    }
 }

@@ -56,7 +56,7 @@ fn pipeline(c: &mut Criterion) {
             let mut out = Vec::new();
             c.close_all(&mut out);
             out.into_iter()
-                .map(|(e, k)| build_request(e, k))
+                .map(|c| build_request(c.events, c.keys))
                 .filter(|r| r.failed)
                 .count()
         })

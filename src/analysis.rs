@@ -6,8 +6,9 @@
 //! behind), each in chunks parsed in parallel; a request is labelled and handed
 //! to the sink as soon as every input has moved past its idle window.
 
-use crate::correlate::{build_request, Correlator, Request, Skew, SkewEstimator, WindowStats};
-use crate::event::Event;
+use crate::correlate::{
+    build_request, Closed, Correlator, Request, Skew, SkewEstimator, WindowStats,
+};
 use crate::ingest::{expand_inputs, Input, DEFAULT_MAX_LINE};
 use crate::parse::{parse_chunk, FileReport, Format, InputStream, LineError, Parsed, Registry};
 use crate::rules::{Engine, Verdict};
@@ -37,6 +38,8 @@ pub struct Options {
     /// Bytes read so far across inputs, updated as the run goes (for a
     /// progress display).
     pub progress: Option<Arc<AtomicU64>>,
+    /// Join id-less gateway lines to spans by method, path, time and client.
+    pub infer_joins: bool,
 }
 
 /// A request with its verdict (`None` when it did not fail).
@@ -112,8 +115,11 @@ pub fn run_with(
         .collect();
 
     let mut corr = Correlator::new(opts.window_ms.unwrap_or(DEFAULT_WINDOW_MS));
+    if opts.infer_joins {
+        corr = corr.with_inferred_joins();
+    }
     let mut skew = SkewEstimator::default();
-    let mut closed: Vec<(Vec<Event>, Vec<String>)> = Vec::new();
+    let mut closed: Vec<Closed> = Vec::new();
     let tasks = rayon::current_num_threads() * 2;
     let in_range = |r: &Request| {
         let t = r.start.unwrap_or(0);
@@ -123,7 +129,7 @@ pub fn run_with(
     // sink sees them in order on this one.
     // Reused between batches: large fresh vectors cost page faults.
     let mut labelled: Vec<Option<Labelled>> = Vec::new();
-    let mut flush = |closed: &mut Vec<(Vec<Event>, Vec<String>)>, skew: &mut SkewEstimator| {
+    let mut flush = |closed: &mut Vec<Closed>, skew: &mut SkewEstimator| {
         if closed.is_empty() {
             return;
         }
@@ -131,8 +137,9 @@ pub fn run_with(
             .par_drain(..)
             .map_init(
                 || engine.evaluator(),
-                |ev, (events, keys)| {
-                    let request = build_request(events, keys);
+                |ev, closed| {
+                    let mut request = build_request(closed.events, closed.keys);
+                    request.inferred = closed.inferred;
                     if !in_range(&request) {
                         return None;
                     }

@@ -29,6 +29,11 @@ pub struct Sources {
     /// apart (the summary reports the skew it sees).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration_ms)]
     pub window: u64,
+    /// Join gateway lines that carry no id to the entry span with the same
+    /// method and path that started while the gateway handled them; such joins
+    /// are marked `inferred`, with a confidence.
+    #[arg(long)]
+    pub infer_joins: bool,
 }
 
 fn parse_duration_ms(s: &str) -> Result<u64, String> {

@@ -183,6 +183,7 @@ fn options(paths: Vec<PathBuf>, sources: &Sources) -> Result<Options> {
         formats,
         max_line: sources.max_line,
         window_ms: Some(sources.window),
+        infer_joins: sources.infer_joins,
         ..Default::default()
     })
 }

@@ -5,11 +5,12 @@
 //! Knows no formats, rules or I/O: events in, request timelines out.
 
 pub mod ids;
+mod infer;
 mod skew;
 mod window;
 
 pub use skew::{Skew, SkewEstimator};
-pub use window::{Correlator, WindowStats};
+pub use window::{Closed, Correlator, WindowStats};
 
 use crate::event::{text_of, Event, Source, SpanKind, Text};
 use std::borrow::Cow;
@@ -43,6 +44,9 @@ pub struct Request {
     pub consumer: Option<Text>,
     pub failed: bool,
     pub flags: Vec<&'static str>,
+    /// Set when part of the request was joined by inference (`--infer-joins`):
+    /// the confidence of the weakest such join.
+    pub inferred: Option<f32>,
 }
 
 impl Request {
@@ -87,9 +91,12 @@ impl Request {
         }
     }
 
-    /// `exact` when ids joined several events; `single` for a lone event.
+    /// `inferred` when a part was joined without a shared id, `exact` when ids
+    /// joined several events, `single` for a lone event.
     pub fn join(&self) -> &'static str {
-        if self.events.len() > 1 {
+        if self.inferred.is_some() {
+            "inferred"
+        } else if self.events.len() > 1 {
             "exact"
         } else {
             "single"
@@ -258,6 +265,7 @@ pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
         trace_id,
         ids,
         flags,
+        inferred: None,
         gateway,
         server_span,
         events,

@@ -6,6 +6,7 @@
 //! Keys are the same as in the batch graph ([`super::keys`]); a new event that
 //! shares keys with several open requests merges them.
 
+use super::infer::{self, Inference};
 use crate::event::{Event, Source};
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
@@ -16,6 +17,18 @@ struct Open {
     keys: Vec<String>,
     /// Latest event time, for the idle window.
     last: i64,
+    /// Tells a reused slot from the request that held it before.
+    generation: u64,
+    /// Set when part of the request was joined by inference, with its confidence.
+    inferred: Option<f32>,
+}
+
+/// A request the correlator has closed: its events, the keys that joined
+/// them, and whether any part was joined by inference.
+pub struct Closed {
+    pub events: Vec<Event>,
+    pub keys: Vec<String>,
+    pub inferred: Option<f32>,
 }
 
 /// Counters the summary reports.
@@ -26,6 +39,8 @@ pub struct WindowStats {
     pub unjoined: u64,
     pub merges: u64,
     pub max_open: usize,
+    /// Joins made by inference (`--infer-joins`).
+    pub inferred: u64,
 }
 
 pub struct Correlator {
@@ -36,6 +51,8 @@ pub struct Correlator {
     /// (last activity when queued, slot): checked lazily when popped.
     queue: BinaryHeap<Reverse<(i64, u32)>>,
     open: usize,
+    generation: u64,
+    infer: Option<Inference>,
     pub stats: WindowStats,
 }
 
@@ -48,8 +65,24 @@ impl Correlator {
             by_key: FxHashMap::default(),
             queue: BinaryHeap::new(),
             open: 0,
+            generation: 0,
+            infer: None,
             stats: WindowStats::default(),
         }
+    }
+
+    /// Also joins id-less gateway lines to entry spans by method, path, time
+    /// and client (see [`infer`]).
+    pub fn with_inferred_joins(mut self) -> Correlator {
+        self.infer = Some(Inference::default());
+        self
+    }
+
+    fn is_open(slots: &[Option<Open>], slot: u32, generation: u64) -> bool {
+        slots
+            .get(slot as usize)
+            .and_then(|o| o.as_ref())
+            .is_some_and(|o| o.generation == generation)
     }
 
     pub fn open_requests(&self) -> usize {
@@ -82,12 +115,46 @@ impl Correlator {
                 }
             }
         }
+        // A gateway line without ids, or the entry span of a request that has no
+        // gateway line yet, may still be matched by inference.
+        let role = match (self.infer.as_ref(), found.as_slice()) {
+            (None, _) => None,
+            (Some(_), []) => infer::role(&ev, !ks.is_empty()),
+            (Some(_), [s]) => infer::role(&ev, true).filter(|_| {
+                self.slots[*s as usize].as_ref().is_some_and(|o| {
+                    o.inferred.is_none() && !o.events.iter().any(|e| e.source() == Source::Gateway)
+                })
+            }),
+            _ => None,
+        };
+        let mut matched = false;
+        if let (Some(role), Some(inference)) = (&role, self.infer.as_mut()) {
+            let slots = &self.slots;
+            let open = |s: u32, g: u64| Self::is_open(slots, s, g);
+            if let Some((s, confidence)) = inference.take_match(role, &ev, start, &open) {
+                if !found.contains(&s) {
+                    found.push(s);
+                }
+                matched = true;
+                self.stats.inferred += 1;
+                if let Some(o) = self.slots[s as usize].as_mut() {
+                    o.inferred = Some(o.inferred.map_or(confidence, |c| c.min(confidence)));
+                }
+            } else if let Some(&s) = found.first() {
+                // Joined a request by id: that request waits for its gateway line.
+                let generation = self.slots[s as usize].as_ref().map_or(0, |o| o.generation);
+                inference.offer(role, &ev, start, s, generation);
+            }
+        }
         let slot = match found.first() {
             None => {
+                self.generation += 1;
                 let open = Open {
                     events: Vec::with_capacity(1),
                     keys: Vec::new(),
                     last: t,
+                    generation: self.generation,
+                    inferred: None,
                 };
                 let s = match self.free.pop() {
                     Some(s) => {
@@ -102,6 +169,10 @@ impl Correlator {
                 self.open += 1;
                 self.stats.max_open = self.stats.max_open.max(self.open);
                 self.queue.push(Reverse((t, s)));
+                if let (Some(role), Some(inference), false) = (&role, self.infer.as_mut(), matched)
+                {
+                    inference.offer(role, &ev, start, s, self.generation);
+                }
                 s
             }
             Some(&s) => s,
@@ -119,6 +190,10 @@ impl Correlator {
             target.events.extend(o.events);
             target.keys.extend(o.keys);
             target.last = target.last.max(o.last);
+            target.inferred = match (target.inferred, o.inferred) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         let target = self.slots[slot as usize].as_mut().expect("open slot");
         for k in ks {
@@ -134,8 +209,9 @@ impl Correlator {
     /// Closes every request idle since before `watermark - idle window`. Each
     /// closed request comes out as its events; [`super::build_request`] (which
     /// sorts and summarises them) runs on the caller's worker threads.
-    pub fn close_idle(&mut self, watermark: i64, out: &mut Vec<(Vec<Event>, Vec<String>)>) {
+    pub fn close_idle(&mut self, watermark: i64, out: &mut Vec<Closed>) {
         let limit = watermark.saturating_sub(self.idle_ns);
+        let before = out.len();
         while let Some(&Reverse((t, s))) = self.queue.peek() {
             if t >= limit {
                 break;
@@ -151,10 +227,16 @@ impl Correlator {
             }
             out.push(self.close(s));
         }
+        if out.len() > before {
+            if let Some(inference) = self.infer.as_mut() {
+                let slots = &self.slots;
+                inference.prune(&|s, g| Self::is_open(slots, s, g));
+            }
+        }
     }
 
     /// Closes everything (end of input).
-    pub fn close_all(&mut self, out: &mut Vec<(Vec<Event>, Vec<String>)>) {
+    pub fn close_all(&mut self, out: &mut Vec<Closed>) {
         self.close_idle(i64::MAX, out);
         for s in 0..self.slots.len() as u32 {
             if self.slots[s as usize].is_some() {
@@ -163,7 +245,7 @@ impl Correlator {
         }
     }
 
-    fn close(&mut self, s: u32) -> (Vec<Event>, Vec<String>) {
+    fn close(&mut self, s: u32) -> Closed {
         let open = self.slots[s as usize].take().expect("open slot");
         self.free.push(s);
         self.open -= 1;
@@ -173,7 +255,11 @@ impl Correlator {
             let removed = self.by_key.remove(k);
             debug_assert_eq!(removed, Some(s));
         }
-        (open.events, open.keys)
+        Closed {
+            events: open.events,
+            keys: open.keys,
+            inferred: open.inferred,
+        }
     }
 }
 
@@ -212,7 +298,7 @@ mod tests {
         let mut out = Vec::new();
         c.close_idle(1_200 * 1_000_000, &mut out);
         assert_eq!(out.len(), 1, "only the first request is idle for 1 s");
-        let first = build_request(out[0].0.clone(), out[0].1.clone());
+        let first = build_request(out[0].events.clone(), out[0].keys.clone());
         assert_eq!(first.events.len(), 3);
         assert_eq!(first.request_id.as_deref(), Some("a"));
         c.close_all(&mut out);
@@ -237,6 +323,6 @@ mod tests {
         assert!(out.is_empty(), "still running at 30 s");
         c.close_idle(46_000 * 1_000_000, &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].0.len(), 2, "one request with both events");
+        assert_eq!(out[0].events.len(), 2, "one request with both events");
     }
 }

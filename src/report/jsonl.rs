@@ -28,6 +28,8 @@ pub struct RequestLine<'a> {
     sources: Vec<Source>,
     events: usize,
     join: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    join_confidence: Option<f32>,
     service: Option<&'a str>,
     consumer: Option<&'a str>,
     flags: &'a [&'static str],
@@ -55,6 +57,7 @@ pub fn request_line(l: &Labelled) -> RequestLine<'_> {
         sources: r.sources(),
         events: r.events.len(),
         join: r.join(),
+        join_confidence: r.inferred,
         service: r.service.as_deref(),
         consumer: r.consumer.as_deref(),
         flags: &r.flags,

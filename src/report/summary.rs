@@ -106,6 +106,13 @@ impl Summary {
             flag(FLAG_ORPHAN_SPAN),
             info.window.unjoined
         );
+        if info.window.inferred > 0 {
+            let _ = writeln!(
+                o,
+                "  inferred: {} joins made without a shared id (--infer-joins; `join` says `inferred`, with a confidence)",
+                info.window.inferred
+            );
+        }
         let pct = |n: usize, d: usize| {
             if d == 0 {
                 0.0

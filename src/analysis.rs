@@ -54,6 +54,7 @@ pub struct Labelled {
 pub struct RunInfo {
     pub files: Vec<FileReport>,
     pub window: WindowStats,
+    pub window_ms: u64,
     pub skew: Vec<Skew>,
     pub rule_errors: u64,
     pub first_rule_error: Option<String>,
@@ -114,7 +115,8 @@ pub fn run_with(
         .map(|(input, f)| InputStream::open(input, registry, f.as_ref(), max_line))
         .collect();
 
-    let mut corr = Correlator::new(opts.window_ms.unwrap_or(DEFAULT_WINDOW_MS));
+    let window_ms = opts.window_ms.unwrap_or(DEFAULT_WINDOW_MS);
+    let mut corr = Correlator::new(window_ms);
     if opts.infer_joins {
         corr = corr.with_inferred_joins();
     }
@@ -234,6 +236,7 @@ pub fn run_with(
     Ok(RunInfo {
         files,
         window: corr.stats,
+        window_ms,
         skew: skew.finish(),
         rule_errors: engine.errors.load(Ordering::Relaxed),
         first_rule_error: engine.first_error.lock().ok().and_then(|g| g.clone()),

@@ -41,7 +41,13 @@ pub struct WindowStats {
     pub max_open: usize,
     /// Joins made by inference (`--infer-joins`).
     pub inferred: u64,
+    /// Events whose ids belonged to a request already closed: they start a
+    /// request of their own. A sign the window is too short for these inputs.
+    pub late: u64,
 }
+
+/// Keys of recently closed requests (as hashes), to recognise late events.
+const RECENTLY_CLOSED: usize = 1 << 16;
 
 pub struct Correlator {
     idle_ns: i64,
@@ -53,7 +59,14 @@ pub struct Correlator {
     open: usize,
     generation: u64,
     infer: Option<Inference>,
+    closed_keys: std::collections::VecDeque<u64>,
+    closed_set: rustc_hash::FxHashSet<u64>,
     pub stats: WindowStats,
+}
+
+fn key_hash(k: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(k)
 }
 
 impl Correlator {
@@ -67,6 +80,8 @@ impl Correlator {
             open: 0,
             generation: 0,
             infer: None,
+            closed_keys: std::collections::VecDeque::new(),
+            closed_set: rustc_hash::FxHashSet::default(),
             stats: WindowStats::default(),
         }
     }
@@ -145,6 +160,12 @@ impl Correlator {
                 let generation = self.slots[s as usize].as_ref().map_or(0, |o| o.generation);
                 inference.offer(role, &ev, start, s, generation);
             }
+        }
+        if found.is_empty()
+            && !self.closed_set.is_empty()
+            && ks.iter().any(|k| self.closed_set.contains(&key_hash(k)))
+        {
+            self.stats.late += 1;
         }
         let slot = match found.first() {
             None => {
@@ -254,6 +275,15 @@ impl Correlator {
             // this removes our own entry; one lookup per key.
             let removed = self.by_key.remove(k);
             debug_assert_eq!(removed, Some(s));
+            let h = key_hash(k);
+            if self.closed_set.insert(h) {
+                self.closed_keys.push_back(h);
+                if self.closed_keys.len() > RECENTLY_CLOSED {
+                    if let Some(old) = self.closed_keys.pop_front() {
+                        self.closed_set.remove(&old);
+                    }
+                }
+            }
         }
         Closed {
             events: open.events,
@@ -305,6 +335,11 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(c.stats.merges, 1);
         assert_eq!(c.open_requests(), 0);
+        // A straggler for request "a", after it closed: its own request, counted.
+        let e = ev(5_000, Source::Backend, Some("a"), None);
+        let k = keys(&e);
+        c.push(e, k, 0);
+        assert_eq!(c.stats.late, 1);
     }
 
     #[test]

@@ -106,6 +106,14 @@ impl Summary {
             flag(FLAG_ORPHAN_SPAN),
             info.window.unjoined
         );
+        if info.window.late > 0 {
+            let _ = writeln!(
+                o,
+                "  late: {} events arrived after their request had closed and form requests of their own: raise --window (now {} s)",
+                info.window.late,
+                info.window_ms / 1000
+            );
+        }
         if info.window.inferred > 0 {
             let _ = writeln!(
                 o,

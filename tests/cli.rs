@@ -226,18 +226,7 @@ fn since_and_until_select_requests_by_start_time() {
 
 /// Shifts every span of one service by `ns` in a copy of sample-logs.
 fn skewed_copy(service: &str, ns: u64) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for sub in ["gateway", "orders", "payments", "otel"] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-    }
-    for f in [
-        "gateway/access.log",
-        "orders/orders.log",
-        "payments/payments.log",
-        "otel/logs.jsonl",
-    ] {
-        std::fs::copy(repo().join("sample-logs").join(f), dir.path().join(f)).unwrap();
-    }
+    let dir = sample_logs_copy(&["otel/traces.jsonl"]);
     let traces = std::fs::read_to_string(repo().join("sample-logs/otel/traces.jsonl")).unwrap();
     let mut out = String::new();
     for line in traces.lines() {

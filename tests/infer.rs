@@ -13,18 +13,7 @@ use tracejoin::rules::Engine;
 
 #[test]
 fn id_less_gateway_lines_are_joined_by_inference_and_say_so() {
-    let dir = tempfile::tempdir().unwrap();
-    for sub in ["otel", "orders", "payments", "gateway"] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-    }
-    for f in [
-        "otel/traces.jsonl",
-        "otel/logs.jsonl",
-        "orders/orders.log",
-        "payments/payments.log",
-    ] {
-        std::fs::copy(repo().join("sample-logs").join(f), dir.path().join(f)).unwrap();
-    }
+    let dir = sample_logs_copy(&["gateway/access.log"]);
     // Drop every id from the gateway lines (request id, client id, traceparent);
     // timings (rt=, msec=) stay.
     let original = std::fs::read_to_string(repo().join("sample-logs/gateway/access.log")).unwrap();

@@ -218,14 +218,7 @@ fn the_bundled_incident_is_labelled_as_injected() {
 /// Runs the generator afresh (a real gateway, the real OTel SDK) with another
 /// seed. `scripts/test` installs them and sets TRACEJOIN_REALSTACK_PYTHON.
 fn fresh_incident(gateway: &str, seed: &str) {
-    let Ok(python) = std::env::var("TRACEJOIN_REALSTACK_PYTHON") else {
-        assert!(
-            std::env::var_os("TRACEJOIN_REQUIRE_REALSTACK").is_none(),
-            "TRACEJOIN_REALSTACK_PYTHON is not set but the real stack is required"
-        );
-        eprintln!(
-            "skipped: run scripts/test (it installs the gateways and the OTel SDK) to run the real stack"
-        );
+    let Some(python) = realstack_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -261,9 +254,7 @@ fn a_fresh_real_incident_behind_apache_is_labelled_as_injected() {
 /// the Traceparent header array gives the trace id.
 #[test]
 fn a_real_caddy_log_is_parsed_and_labelled() {
-    let Ok(python) = std::env::var("TRACEJOIN_REALSTACK_PYTHON") else {
-        assert!(std::env::var_os("TRACEJOIN_REQUIRE_REALSTACK").is_none());
-        eprintln!("skipped: run scripts/test to run the real stack");
+    let Some(python) = realstack_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

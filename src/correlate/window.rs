@@ -38,7 +38,6 @@ pub struct WindowStats {
     /// Events with no id that were not gateway lines: nothing to join them on.
     pub unjoined: u64,
     pub merges: u64,
-    pub max_open: usize,
     /// Joins made by inference (`--infer-joins`).
     pub inferred: u64,
     /// Events whose ids belonged to a request already closed: they start a
@@ -188,7 +187,6 @@ impl Correlator {
                     }
                 };
                 self.open += 1;
-                self.stats.max_open = self.stats.max_open.max(self.open);
                 self.queue.push(Reverse((t, s)));
                 if let (Some(role), Some(inference), false) = (&role, self.infer.as_mut(), matched)
                 {

@@ -13,9 +13,8 @@ pub use eval::{Engine, Evaluator};
 
 use serde::Serialize;
 
-pub const LABELS: &[&str] = &["auth", "routing", "quota", "transform", "upstream"];
-
-/// What a rule may conclude: one of [`LABELS`], or `unknown` for a rule that
+/// What a rule may conclude: one of the five labels of DESIGN.md (auth,
+/// routing, quota, transform, upstream), or `unknown` for a rule that
 /// recognises a failure not to blame on the system (a client that went away).
 pub const RULE_LABELS: &[&str] = &[
     "auth",
@@ -37,7 +36,7 @@ pub struct Evidence {
 /// The label of a failed request and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
-    /// One of [`LABELS`] or `unknown`.
+    /// One of [`RULE_LABELS`].
     pub label: String,
     pub rule: String,
     pub explanation: String,

@@ -7,7 +7,7 @@
 //! to the sink as soon as every input has moved past its idle window.
 
 use crate::correlate::{
-    build_request, Closed, Correlator, Request, Skew, SkewEstimator, WindowStats,
+    build_closed, Closed, Correlator, Request, Skew, SkewEstimator, WindowStats,
 };
 use crate::ingest::{expand_inputs, Input, DEFAULT_MAX_LINE};
 use crate::parse::{parse_chunk, FileReport, Format, InputStream, LineError, Parsed, Registry};
@@ -85,6 +85,30 @@ pub fn run(opts: &Options, registry: &Registry, engine: &Engine) -> Result<Analy
     Ok(Analysis { requests, info })
 }
 
+/// Builds and labels closed requests on the worker threads, in order; those
+/// `keep` refuses come out as `None`.
+pub fn label_closed(
+    engine: &Engine,
+    closed: &mut Vec<Closed>,
+    keep: &(dyn Fn(&Request) -> bool + Sync),
+    out: &mut Vec<Option<Labelled>>,
+) {
+    closed
+        .par_drain(..)
+        .map_init(
+            || engine.evaluator(),
+            |ev, closed| {
+                let request = build_closed(closed);
+                if !keep(&request) {
+                    return None;
+                }
+                let verdict = engine.evaluate(ev, &request);
+                Some(Labelled { request, verdict })
+            },
+        )
+        .collect_into_vec(out);
+}
+
 pub fn run_with(
     opts: &Options,
     registry: &Registry,
@@ -135,21 +159,7 @@ pub fn run_with(
         if closed.is_empty() {
             return;
         }
-        closed
-            .par_drain(..)
-            .map_init(
-                || engine.evaluator(),
-                |ev, closed| {
-                    let mut request = build_request(closed.events, closed.keys);
-                    request.inferred = closed.inferred;
-                    if !in_range(&request) {
-                        return None;
-                    }
-                    let verdict = engine.evaluate(ev, &request);
-                    Some(Labelled { request, verdict })
-                },
-            )
-            .collect_into_vec(&mut labelled);
+        label_closed(engine, closed, &in_range, &mut labelled);
         for l in labelled.iter().flatten() {
             skew.add(&l.request);
             sink(l);

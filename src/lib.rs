@@ -14,3 +14,4 @@ pub mod ingest;
 pub mod parse;
 pub mod report;
 pub mod rules;
+pub mod serve;

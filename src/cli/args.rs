@@ -54,6 +54,18 @@ fn parse_duration_ms(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("{s:?} is not a duration"))
 }
 
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (num, factor) = [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)]
+        .iter()
+        .find_map(|(u, f)| t.strip_suffix(u).map(|n| (n, *f)))
+        .unwrap_or((t, 1));
+    num.trim()
+        .parse::<usize>()
+        .map(|n| n * factor)
+        .map_err(|_| format!("{s:?} is not a size (e.g. 4MiB, 512KiB, 1000000)"))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse, join and label everything under PATH... and print a summary.
@@ -86,6 +98,60 @@ pub enum Command {
         /// Print the request as JSON (the --json line) instead.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Live: receive OTLP traces and logs (gRPC and HTTP) and follow log
+    /// files; emit each request, joined and labelled, once it is complete.
+    Serve {
+        /// OTLP/gRPC address, or `off`.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4317")]
+        grpc: String,
+        /// OTLP/HTTP address (`/v1/traces`, `/v1/logs`), or `off`.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4318")]
+        http: String,
+        /// Bind both endpoints on this host instead of loopback (e.g. 0.0.0.0);
+        /// the ports stay those of --grpc and --http.
+        #[arg(long, value_name = "HOST")]
+        listen: Option<String>,
+        /// Follow a gateway or backend log file as it grows (repeatable;
+        /// globs and folders allowed; rotation and truncation handled).
+        #[arg(long = "follow", value_name = "PATH")]
+        follow: Vec<String>,
+        /// Read followed files that already exist from their start, not their end.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Write one labelled request per line to FILE (`-` or no value: stdout).
+        #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+        json: Option<PathBuf>,
+        /// With --json: only requests that failed.
+        #[arg(long)]
+        failures_only: bool,
+        /// Require `Authorization: Bearer TOKEN` on both OTLP endpoints.
+        #[arg(long, env = "TRACEJOIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Largest OTLP message accepted (after gzip decompression): `4MiB`, `512KiB`.
+        #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
+        max_message_size: usize,
+        /// Events queued for correlation before receivers answer "busy, retry
+        /// later" (gRPC RESOURCE_EXHAUSTED, HTTP 429).
+        #[arg(long, value_name = "N", default_value_t = 200_000)]
+        max_queued_events: usize,
+        /// A request open this long is emitted even if events still arrive.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_ms)]
+        max_age: u64,
+        /// Open requests held at most; beyond it the longest-idle is emitted early (flag `evicted`).
+        #[arg(long, value_name = "N", default_value_t = 100_000)]
+        max_open: usize,
+        /// Events held in open requests at most; beyond it, as --max-open.
+        #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+        max_events: usize,
+        /// Emitted requests remembered so that a late event re-emits them amended.
+        #[arg(long, value_name = "N", default_value_t = 20_000)]
+        retain: usize,
+        /// One summary line on stderr this often (`0s`: never).
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration_ms)]
+        stats_interval: u64,
         #[command(flatten)]
         sources: Sources,
     },

@@ -7,6 +7,7 @@ use crate::parse::Registry;
 use crate::report::summary::{self, Summary};
 use crate::report::{escape::terminal, jsonl, timeline};
 use crate::rules::{check_examples, Engine};
+use crate::serve::ServeOptions;
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
@@ -100,6 +101,61 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
+        Command::Serve {
+            grpc,
+            http,
+            listen,
+            follow,
+            from_beginning,
+            json,
+            failures_only,
+            token,
+            max_message_size,
+            max_queued_events,
+            max_age,
+            max_open,
+            max_events,
+            retain,
+            stats_interval,
+            sources,
+        } => {
+            let (registry, engine) = load(&sources)?;
+            let base = options(Vec::new(), &sources)?;
+            let mut opts = ServeOptions::defaults();
+            opts.grpc = address(&grpc, listen.as_deref(), "--grpc")?;
+            opts.http = address(&http, listen.as_deref(), "--http")?;
+            if opts.grpc.is_none() && opts.http.is_none() && follow.is_empty() {
+                return Err(anyhow!("nothing to serve: both OTLP endpoints are off and no --follow"));
+            }
+            opts.follow.patterns = follow;
+            opts.follow.from_beginning = from_beginning;
+            opts.follow.max_line = base.max_line.unwrap_or(crate::ingest::DEFAULT_MAX_LINE);
+            opts.follow.formats = base
+                .formats
+                .iter()
+                .map(|(p, name)| {
+                    registry
+                        .get(name)
+                        .cloned()
+                        .map(|f| (p.clone(), f))
+                        .ok_or_else(|| anyhow!("unknown format {name:?} in --format; `tracejoin formats` lists them"))
+                })
+                .collect::<Result<_>>()?;
+            opts.token = token.filter(|t| !t.is_empty());
+            opts.max_message = max_message_size;
+            opts.max_queued = max_queued_events.max(1);
+            opts.live.window_ms = sources.window;
+            opts.live.infer_joins = sources.infer_joins;
+            opts.live.limits.max_age_ns = max_age as i64 * 1_000_000;
+            opts.live.limits.max_open = max_open.max(1);
+            opts.live.limits.max_events = max_events.max(1);
+            opts.live.limits.retain = retain;
+            opts.live.failures_only = failures_only;
+            opts.live.stats_every =
+                (stats_interval > 0).then(|| std::time::Duration::from_millis(stats_interval));
+            opts.json = json;
+            crate::serve::run(opts, registry, engine)
+        }
         Command::Formats { parsers, verbose } => {
             let registry = Registry::load(parsers.as_deref())?;
             for f in &registry.formats {
@@ -186,6 +242,30 @@ fn options(paths: Vec<PathBuf>, sources: &Sources) -> Result<Options> {
         infer_joins: sources.infer_joins,
         ..Default::default()
     })
+}
+
+/// `HOST:PORT` or `off`; `--listen HOST` replaces the host.
+fn address(spec: &str, host: Option<&str>, flag: &str) -> Result<Option<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    if spec == "off" {
+        return Ok(None);
+    }
+    let spec = match host {
+        Some(h) => {
+            let port = spec.rsplit_once(':').map_or(spec, |(_, p)| p);
+            if h.contains(':') && !h.starts_with('[') {
+                format!("[{h}]:{port}")
+            } else {
+                format!("{h}:{port}")
+            }
+        }
+        None => spec.to_string(),
+    };
+    spec.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(Some)
+        .ok_or_else(|| anyhow!("{flag} {spec:?}: expected HOST:PORT (e.g. 127.0.0.1:4317) or off"))
 }
 
 fn parse_time(s: &str) -> Result<i64> {

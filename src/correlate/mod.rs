@@ -10,7 +10,7 @@ mod skew;
 mod window;
 
 pub use skew::{Skew, SkewEstimator};
-pub use window::{Closed, Correlator, WindowStats};
+pub use window::{Closed, Correlator, LiveLimits, WindowStats, CLOSED_EVICTED, CLOSED_MAX_AGE};
 
 use crate::event::{text_of, Event, Source, SpanKind, Text};
 use std::borrow::Cow;
@@ -20,6 +20,23 @@ pub const FLAG_GATEWAY_ONLY: &str = "gateway_only";
 pub const FLAG_NO_GATEWAY: &str = "no_gateway";
 pub const FLAG_ORPHAN_SPAN: &str = "orphan_span";
 pub const FLAG_SEVERAL_GATEWAY_LINES: &str = "several_gateway_lines";
+/// Live mode: emitted again because events arrived after it closed.
+pub const FLAG_AMENDED: &str = "amended";
+
+/// A closed request, summarised and flagged; [`Closed::early`] and
+/// [`Closed::revision`] become flags.
+pub fn build_closed(closed: Closed) -> Request {
+    let mut request = build_request(closed.events, closed.keys);
+    request.inferred = closed.inferred;
+    request.revision = closed.revision;
+    if closed.revision > 1 {
+        request.flags.push(FLAG_AMENDED);
+    }
+    if let Some(why) = closed.early {
+        request.flags.push(why);
+    }
+    request
+}
 
 /// One request: every event any system wrote about it, in time order.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +64,9 @@ pub struct Request {
     /// Set when part of the request was joined by inference (`--infer-joins`):
     /// the confidence of the weakest such join.
     pub inferred: Option<f32>,
+    /// Live mode: 2 and up when late events reopened the request after it was
+    /// first emitted (each emission supersedes the one before).
+    pub revision: u32,
 }
 
 impl Request {
@@ -266,6 +286,7 @@ pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
         ids,
         flags,
         inferred: None,
+        revision: 1,
         gateway,
         server_span,
         events,

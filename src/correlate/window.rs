@@ -15,8 +15,12 @@ use std::collections::BinaryHeap;
 struct Open {
     events: Vec<Event>,
     keys: Vec<String>,
-    /// Latest event time, for the idle window.
+    /// Latest event time (live: arrival time), for the idle window.
     last: i64,
+    /// When the request opened, for the maximum age (live mode).
+    first: i64,
+    /// 1 for a request's first emission, +1 each time a late event reopens it.
+    revision: u32,
     /// Tells a reused slot from the request that held it before.
     generation: u64,
     /// Set when part of the request was joined by inference, with its confidence.
@@ -29,6 +33,29 @@ pub struct Closed {
     pub events: Vec<Event>,
     pub keys: Vec<String>,
     pub inferred: Option<f32>,
+    /// 1, or more when late events reopened an emitted request (live mode).
+    pub revision: u32,
+    /// Why it closed before its idle window ran out, if it did.
+    pub early: Option<&'static str>,
+}
+
+/// Closed early because open requests or buffered events hit their cap.
+pub const CLOSED_EVICTED: &str = "evicted";
+/// Closed early because it stayed open longer than the maximum age.
+pub const CLOSED_MAX_AGE: &str = "max_age";
+
+/// Bounds for live mode, where input never ends: requests are timed by
+/// arrival, and open requests, buffered events and the emitted requests kept
+/// for amendment are all capped.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveLimits {
+    /// A request open this long (ns) is closed even if events still arrive.
+    pub max_age_ns: i64,
+    pub max_open: usize,
+    /// Events held in open requests.
+    pub max_events: usize,
+    /// Emitted requests kept so that a late event re-emits them amended.
+    pub retain: usize,
 }
 
 /// Counters the summary reports.
@@ -43,6 +70,57 @@ pub struct WindowStats {
     /// Events whose ids belonged to a request already closed: they start a
     /// request of their own. A sign the window is too short for these inputs.
     pub late: u64,
+    /// Live: emitted requests reopened by a late event and emitted again.
+    pub amended: u64,
+    /// Live: requests closed early because a cap was reached.
+    pub evicted: u64,
+    /// Live: requests closed early at the maximum age.
+    pub aged: u64,
+}
+
+/// Emitted requests kept (live mode) so that a late event can reopen them.
+#[derive(Default)]
+struct Retained {
+    by_key: FxHashMap<String, u64>,
+    items: FxHashMap<u64, Closed>,
+    order: std::collections::VecDeque<u64>,
+    events: usize,
+    next: u64,
+}
+
+impl Retained {
+    fn keep(&mut self, c: Closed, limits: &LiveLimits) {
+        self.next += 1;
+        let id = self.next;
+        for k in &c.keys {
+            self.by_key.insert(k.clone(), id);
+        }
+        self.events += c.events.len();
+        self.items.insert(id, c);
+        self.order.push_back(id);
+        while self.items.len() > limits.retain || self.events > limits.max_events {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.remove(old);
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Closed> {
+        let c = self.items.remove(&id)?;
+        self.events -= c.events.len();
+        for k in &c.keys {
+            if self.by_key.get(k) == Some(&id) {
+                self.by_key.remove(k);
+            }
+        }
+        Some(c)
+    }
+
+    fn take(&mut self, keys: &[String]) -> Option<Closed> {
+        let id = keys.iter().find_map(|k| self.by_key.get(k).copied())?;
+        self.remove(id)
+    }
 }
 
 /// Keys of recently closed requests (as hashes), to recognise late events.
@@ -60,6 +138,12 @@ pub struct Correlator {
     infer: Option<Inference>,
     closed_keys: std::collections::VecDeque<u64>,
     closed_set: rustc_hash::FxHashSet<u64>,
+    live: Option<LiveLimits>,
+    /// Live: (opened at, slot, generation), for the maximum age.
+    age_queue: BinaryHeap<Reverse<(i64, u32, u64)>>,
+    retained: Retained,
+    /// Events held in open requests.
+    buffered: usize,
     pub stats: WindowStats,
 }
 
@@ -81,8 +165,25 @@ impl Correlator {
             infer: None,
             closed_keys: std::collections::VecDeque::new(),
             closed_set: rustc_hash::FxHashSet::default(),
+            live: None,
+            age_queue: BinaryHeap::new(),
+            retained: Retained::default(),
+            buffered: 0,
             stats: WindowStats::default(),
         }
+    }
+
+    /// Live mode: activity is timed by arrival (`now` in [`Correlator::push`]),
+    /// not by event time, so a source that stops sending cannot hold requests
+    /// open; requests are capped and re-emitted when a late event arrives.
+    pub fn live(mut self, limits: LiveLimits) -> Correlator {
+        self.live = Some(limits);
+        self
+    }
+
+    /// Events held in open requests.
+    pub fn buffered_events(&self) -> usize {
+        self.buffered
     }
 
     /// Also joins id-less gateway lines to entry spans by method, path, time
@@ -104,7 +205,7 @@ impl Correlator {
     }
 
     /// Adds one event with its [`keys`]; `now` is the time to use when the
-    /// event has none.
+    /// event has none (live mode: the arrival time, used for every event).
     pub fn push(&mut self, ev: Event, ks: Vec<String>, now: i64) {
         self.stats.events += 1;
         // Activity lasts until the event's end (a span's end, the gateway's
@@ -116,7 +217,11 @@ impl Correlator {
             .and_then(|s| s.end_ts)
             .into_iter()
             .chain(ev.duration_ms.map(|d| start + (d * 1e6) as i64));
-        let t = end.fold(start, i64::max);
+        let t = if self.live.is_some() {
+            now
+        } else {
+            end.fold(start, i64::max)
+        };
         if ks.is_empty() && ev.source() != Source::Gateway {
             self.stats.unjoined += 1;
             return;
@@ -165,29 +270,23 @@ impl Correlator {
             && ks.iter().any(|k| self.closed_set.contains(&key_hash(k)))
         {
             self.stats.late += 1;
+            // Live: reopen the emitted request so it is emitted again, amended.
+            if let Some(prev) = self.live.and_then(|_| self.retained.take(&ks)) {
+                self.stats.amended += 1;
+                let s = self.open_slot(t, prev.events, prev.revision + 1, prev.inferred);
+                let target = self.slots[s as usize].as_mut().expect("open slot");
+                for k in prev.keys {
+                    if !self.by_key.contains_key(&k) {
+                        self.by_key.insert(k.clone(), s);
+                        target.keys.push(k);
+                    }
+                }
+                found.push(s);
+            }
         }
         let slot = match found.first() {
             None => {
-                self.generation += 1;
-                let open = Open {
-                    events: Vec::with_capacity(1),
-                    keys: Vec::new(),
-                    last: t,
-                    generation: self.generation,
-                    inferred: None,
-                };
-                let s = match self.free.pop() {
-                    Some(s) => {
-                        self.slots[s as usize] = Some(open);
-                        s
-                    }
-                    None => {
-                        self.slots.push(Some(open));
-                        (self.slots.len() - 1) as u32
-                    }
-                };
-                self.open += 1;
-                self.queue.push(Reverse((t, s)));
+                let s = self.open_slot(t, Vec::with_capacity(1), 1, None);
                 if let (Some(role), Some(inference), false) = (&role, self.infer.as_mut(), matched)
                 {
                     inference.offer(role, &ev, start, s, self.generation);
@@ -209,6 +308,8 @@ impl Correlator {
             target.events.extend(o.events);
             target.keys.extend(o.keys);
             target.last = target.last.max(o.last);
+            target.first = target.first.min(o.first);
+            target.revision = target.revision.max(o.revision);
             target.inferred = match (target.inferred, o.inferred) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -223,6 +324,43 @@ impl Correlator {
         }
         target.last = target.last.max(t);
         target.events.push(ev);
+        self.buffered += 1;
+    }
+
+    fn open_slot(
+        &mut self,
+        t: i64,
+        events: Vec<Event>,
+        revision: u32,
+        inferred: Option<f32>,
+    ) -> u32 {
+        self.generation += 1;
+        self.buffered += events.len();
+        let open = Open {
+            events,
+            keys: Vec::new(),
+            last: t,
+            first: t,
+            revision,
+            generation: self.generation,
+            inferred,
+        };
+        let s = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(open);
+                s
+            }
+            None => {
+                self.slots.push(Some(open));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.open += 1;
+        self.queue.push(Reverse((t, s)));
+        if self.live.is_some() {
+            self.age_queue.push(Reverse((t, s, self.generation)));
+        }
+        s
     }
 
     /// Closes every request idle since before `watermark - idle window`. Each
@@ -244,7 +382,35 @@ impl Correlator {
                 self.queue.push(Reverse((open.last, s)));
                 continue;
             }
-            out.push(self.close(s));
+            out.push(self.close(s, None));
+        }
+        if let Some(limits) = self.live {
+            let limit = watermark.saturating_sub(limits.max_age_ns);
+            while let Some(&Reverse((t, s, g))) = self.age_queue.peek() {
+                if t >= limit {
+                    break;
+                }
+                self.age_queue.pop();
+                if Self::is_open(&self.slots, s, g) {
+                    self.stats.aged += 1;
+                    out.push(self.close(s, Some(CLOSED_MAX_AGE)));
+                }
+            }
+            // Over a cap: the requests idle longest go first.
+            while self.open > limits.max_open || self.buffered > limits.max_events {
+                let Some(Reverse((t, s))) = self.queue.pop() else {
+                    break;
+                };
+                let Some(open) = self.slots[s as usize].as_ref() else {
+                    continue;
+                };
+                if open.last > t {
+                    self.queue.push(Reverse((open.last, s)));
+                    continue;
+                }
+                self.stats.evicted += 1;
+                out.push(self.close(s, Some(CLOSED_EVICTED)));
+            }
         }
         if out.len() > before {
             if let Some(inference) = self.infer.as_mut() {
@@ -259,15 +425,16 @@ impl Correlator {
         self.close_idle(i64::MAX, out);
         for s in 0..self.slots.len() as u32 {
             if self.slots[s as usize].is_some() {
-                out.push(self.close(s));
+                out.push(self.close(s, None));
             }
         }
     }
 
-    fn close(&mut self, s: u32) -> Closed {
+    fn close(&mut self, s: u32, early: Option<&'static str>) -> Closed {
         let open = self.slots[s as usize].take().expect("open slot");
         self.free.push(s);
         self.open -= 1;
+        self.buffered -= open.events.len();
         for k in &open.keys {
             // Keys are registered by one request only (merges move them), so
             // this removes our own entry; one lookup per key.
@@ -283,11 +450,24 @@ impl Correlator {
                 }
             }
         }
-        Closed {
+        let closed = Closed {
             events: open.events,
             keys: open.keys,
             inferred: open.inferred,
+            revision: open.revision,
+            early,
+        };
+        if let Some(limits) = self.live.filter(|l| l.retain > 0) {
+            self.retained.keep(
+                Closed {
+                    events: closed.events.clone(),
+                    keys: closed.keys.clone(),
+                    ..closed
+                },
+                &limits,
+            );
         }
+        closed
     }
 }
 

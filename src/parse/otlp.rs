@@ -107,118 +107,154 @@ pub fn decode(
     line: u64,
     out: &mut Vec<Event>,
 ) -> Result<(), String> {
+    let at = Site {
+        fields,
+        format,
+        file,
+        line,
+    };
     match signal {
         Source::Span => {
             let req: ExportTraceServiceRequest =
                 serde_json::from_str(text).map_err(|e| format!("invalid OTLP/JSON traces: {e}"))?;
-            for rs in &req.resource_spans {
-                for ss in &rs.scope_spans {
-                    for span in &ss.spans {
-                        let mut ev = Event {
-                            source: Some(Source::Span),
-                            format,
-                            ..Default::default()
-                        };
-                        fields.apply(record(rs.resource.as_ref(), &span.attributes), &mut ev)?;
-                        ev.origin = Some(Origin {
-                            file: file.clone(),
-                            line,
-                            item: Some(hex(&span.span_id)),
-                        });
-                        ev.trace_id = id(&span.trace_id);
-                        ev.span_id = id(&span.span_id);
-                        ev.parent_span_id = id(&span.parent_span_id);
-                        let start = nonzero(span.start_time_unix_nano);
-                        let end = nonzero(span.end_time_unix_nano);
-                        ev.ts = start;
-                        if let (Some(s), Some(e)) = (start, end) {
-                            ev.duration_ms = Some((e - s) as f64 / 1e6);
-                        }
-                        let status = span.status.as_ref();
-                        let code = match status.map(|s| s.code).unwrap_or(0) {
-                            1 => "ok",
-                            2 => "error",
-                            _ => "unset",
-                        };
-                        let exceptions: Vec<SpanException> = span
-                            .events
-                            .iter()
-                            .filter(|e| e.name == "exception")
-                            .map(|e| {
-                                let get = |k: &str| {
-                                    e.attributes
-                                        .iter()
-                                        .find(|kv| kv.key == k)
-                                        .and_then(|kv| kv.value.as_ref())
-                                        .and_then(any_to_string)
-                                };
-                                SpanException {
-                                    r#type: get("exception.type"),
-                                    message: get("exception.message"),
-                                }
-                            })
-                            .collect();
-                        let status_message =
-                            status.map(|s| s.message.clone()).filter(|m| !m.is_empty());
-                        if code == "error" {
-                            ev.level = Some("error".into());
-                        }
-                        // The message of a span is what went wrong, if anything did.
-                        ev.message =
-                            Some(Text::from(match (exceptions.first(), &status_message) {
-                                (Some(SpanException { r#type, message }), _) => format!(
-                                    "{}: {}",
-                                    r#type.as_deref().unwrap_or("exception"),
-                                    message.as_deref().unwrap_or("")
-                                ),
-                                (None, Some(m)) => format!("{}: {m}", span.name),
-                                (None, None) => span.name.clone(),
-                            }));
-                        ev.span = Some(Box::new(SpanFields {
-                            name: span.name.clone(),
-                            kind: SpanKind::from_otlp(span.kind),
-                            status_code: code,
-                            status_message,
-                            end_ts: end,
-                            exceptions,
-                        }));
-                        out.push(ev);
-                    }
-                }
-            }
+            trace_events(&req, &at, out)
         }
         _ => {
             let req: ExportLogsServiceRequest =
                 serde_json::from_str(text).map_err(|e| format!("invalid OTLP/JSON logs: {e}"))?;
-            let mut n = 0usize;
-            for rl in &req.resource_logs {
-                for sl in &rl.scope_logs {
-                    for rec in &sl.log_records {
-                        let mut ev = Event {
-                            source: Some(Source::OtelLog),
-                            format,
-                            ..Default::default()
-                        };
-                        fields.apply(record(rl.resource.as_ref(), &rec.attributes), &mut ev)?;
-                        ev.origin = Some(Origin {
-                            file: file.clone(),
-                            line,
-                            item: Some(format!("log{n}")),
-                        });
-                        n += 1;
-                        ev.ts = nonzero(rec.time_unix_nano)
-                            .or_else(|| nonzero(rec.observed_time_unix_nano));
-                        ev.trace_id = id(&rec.trace_id).or(ev.trace_id);
-                        ev.span_id = id(&rec.span_id).or(ev.span_id);
-                        ev.level = Some(if rec.severity_text.is_empty() {
-                            severity_name(rec.severity_number).into()
-                        } else {
-                            rec.severity_text.to_ascii_lowercase().into()
-                        });
-                        ev.message = rec.body.as_ref().and_then(any_to_string).map(Text::from);
-                        out.push(ev);
-                    }
+            log_events(&req, &at, out)
+        }
+    }
+}
+
+/// Where decoded items come from and how their attributes map onto events.
+pub struct Site<'a> {
+    pub fields: &'a FieldMap,
+    pub format: &'static str,
+    /// The file, or the receiver (`otlp-grpc`, `otlp-http`).
+    pub file: &'a Arc<str>,
+    /// The line, or the receiver's message number.
+    pub line: u64,
+}
+
+/// Appends one event per span (the same for OTLP/JSON files and the receiver's
+/// protobuf or JSON messages).
+pub fn trace_events(
+    req: &ExportTraceServiceRequest,
+    at: &Site<'_>,
+    out: &mut Vec<Event>,
+) -> Result<(), String> {
+    let (fields, format, file, line) = (at.fields, at.format, at.file, at.line);
+    for rs in &req.resource_spans {
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                let mut ev = Event {
+                    source: Some(Source::Span),
+                    format,
+                    ..Default::default()
+                };
+                fields.apply(record(rs.resource.as_ref(), &span.attributes), &mut ev)?;
+                ev.origin = Some(Origin {
+                    file: file.clone(),
+                    line,
+                    item: Some(hex(&span.span_id)),
+                });
+                ev.trace_id = id(&span.trace_id);
+                ev.span_id = id(&span.span_id);
+                ev.parent_span_id = id(&span.parent_span_id);
+                let start = nonzero(span.start_time_unix_nano);
+                let end = nonzero(span.end_time_unix_nano);
+                ev.ts = start;
+                if let (Some(s), Some(e)) = (start, end) {
+                    ev.duration_ms = Some((e - s) as f64 / 1e6);
                 }
+                let status = span.status.as_ref();
+                let code = match status.map(|s| s.code).unwrap_or(0) {
+                    1 => "ok",
+                    2 => "error",
+                    _ => "unset",
+                };
+                let exceptions: Vec<SpanException> = span
+                    .events
+                    .iter()
+                    .filter(|e| e.name == "exception")
+                    .map(|e| {
+                        let get = |k: &str| {
+                            e.attributes
+                                .iter()
+                                .find(|kv| kv.key == k)
+                                .and_then(|kv| kv.value.as_ref())
+                                .and_then(any_to_string)
+                        };
+                        SpanException {
+                            r#type: get("exception.type"),
+                            message: get("exception.message"),
+                        }
+                    })
+                    .collect();
+                let status_message = status.map(|s| s.message.clone()).filter(|m| !m.is_empty());
+                if code == "error" {
+                    ev.level = Some("error".into());
+                }
+                // The message of a span is what went wrong, if anything did.
+                ev.message = Some(Text::from(match (exceptions.first(), &status_message) {
+                    (Some(SpanException { r#type, message }), _) => format!(
+                        "{}: {}",
+                        r#type.as_deref().unwrap_or("exception"),
+                        message.as_deref().unwrap_or("")
+                    ),
+                    (None, Some(m)) => format!("{}: {m}", span.name),
+                    (None, None) => span.name.clone(),
+                }));
+                ev.span = Some(Box::new(SpanFields {
+                    name: span.name.clone(),
+                    kind: SpanKind::from_otlp(span.kind),
+                    status_code: code,
+                    status_message,
+                    end_ts: end,
+                    exceptions,
+                }));
+                out.push(ev);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Appends one event per log record.
+pub fn log_events(
+    req: &ExportLogsServiceRequest,
+    at: &Site<'_>,
+    out: &mut Vec<Event>,
+) -> Result<(), String> {
+    let (fields, format, file, line) = (at.fields, at.format, at.file, at.line);
+    let mut n = 0usize;
+    for rl in &req.resource_logs {
+        for sl in &rl.scope_logs {
+            for rec in &sl.log_records {
+                let mut ev = Event {
+                    source: Some(Source::OtelLog),
+                    format,
+                    ..Default::default()
+                };
+                fields.apply(record(rl.resource.as_ref(), &rec.attributes), &mut ev)?;
+                ev.origin = Some(Origin {
+                    file: file.clone(),
+                    line,
+                    item: Some(format!("log{n}")),
+                });
+                n += 1;
+                ev.ts =
+                    nonzero(rec.time_unix_nano).or_else(|| nonzero(rec.observed_time_unix_nano));
+                ev.trace_id = id(&rec.trace_id).or(ev.trace_id);
+                ev.span_id = id(&rec.span_id).or(ev.span_id);
+                ev.level = Some(if rec.severity_text.is_empty() {
+                    severity_name(rec.severity_number).into()
+                } else {
+                    rec.severity_text.to_ascii_lowercase().into()
+                });
+                ev.message = rec.body.as_ref().and_then(any_to_string).map(Text::from);
+                out.push(ev);
             }
         }
     }

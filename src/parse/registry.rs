@@ -189,6 +189,16 @@ impl Format {
         matches!(self.imp, Imp::Otlp)
     }
 
+    /// How an OTLP definition maps decoded messages (the live receiver's) onto events.
+    pub fn otlp_site<'a>(&'a self, origin: &'a Arc<str>, message: u64) -> otlp::Site<'a> {
+        otlp::Site {
+            fields: &self.fields,
+            format: self.static_name,
+            file: origin,
+            line: message,
+        }
+    }
+
     /// Parses one line (or one whole OTLP document) into events.
     pub fn parse(
         &self,

@@ -63,6 +63,25 @@ pub struct Parsed {
     pub errors: Vec<LineError>,
 }
 
+impl Chunk {
+    /// A chunk of lines already read (followed files).
+    pub fn from_lines(format: Arc<Format>, file: Arc<str>, lines: Vec<(u64, String)>) -> Chunk {
+        let mut data = Vec::with_capacity(lines.iter().map(|(_, l)| l.len()).sum());
+        let mut spans = Vec::with_capacity(lines.len());
+        for (n, text) in lines {
+            let a = data.len() as u32;
+            data.extend_from_slice(text.as_bytes());
+            spans.push((n, a, data.len() as u32));
+        }
+        Chunk {
+            format,
+            file,
+            data,
+            lines: spans,
+        }
+    }
+}
+
 pub fn parse_chunk(chunk: &Chunk) -> Parsed {
     let mut events = Vec::with_capacity(chunk.lines.len());
     let mut errors = Vec::new();

@@ -33,6 +33,9 @@ pub struct RequestLine<'a> {
     service: Option<&'a str>,
     consumer: Option<&'a str>,
     flags: &'a [&'static str],
+    /// Live mode only: a later emission of the same request, superseding the earlier ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<u32>,
 }
 
 pub fn request_line(l: &Labelled) -> RequestLine<'_> {
@@ -61,6 +64,7 @@ pub fn request_line(l: &Labelled) -> RequestLine<'_> {
         service: r.service.as_deref(),
         consumer: r.consumer.as_deref(),
         flags: &r.flags,
+        revision: (r.revision > 1).then_some(r.revision),
     }
 }
 

@@ -1,0 +1,194 @@
+//! The live pipeline: one thread takes queued events, correlates them in
+//! arrival time, and every tick closes the idle (or too old, or over-cap)
+//! requests, labels them and writes them out — the same correlator, rules
+//! and JSON lines as `analyze`.
+
+use super::intake::{Counters, Msg, Outlet};
+use crate::analysis::{label_closed, Labelled};
+use crate::correlate::{Closed, Correlator, LiveLimits, SkewEstimator, WindowStats};
+use crate::report::jsonl;
+use crate::report::summary::Summary;
+use crate::rules::Engine;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often idle requests are looked for.
+const TICK: Duration = Duration::from_millis(100);
+
+pub struct LiveOptions {
+    pub window_ms: u64,
+    pub limits: LiveLimits,
+    pub failures_only: bool,
+    /// `--infer-joins`, as in `analyze`.
+    pub infer_joins: bool,
+    /// Every this often, one summary line on stderr (`None`: never).
+    pub stats_every: Option<Duration>,
+}
+
+/// What the pipeline has seen when it stops.
+pub struct Finished {
+    pub summary: Summary,
+    pub window: WindowStats,
+    pub skew: Vec<crate::correlate::Skew>,
+    pub write_error: Option<std::io::Error>,
+}
+
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+pub fn run(
+    outlet: Outlet,
+    engine: &Engine,
+    counters: &Counters,
+    opts: &LiveOptions,
+    mut out: Option<Box<dyn Write + Send>>,
+) -> Finished {
+    let mut corr = Correlator::new(opts.window_ms).live(opts.limits);
+    if opts.infer_joins {
+        corr = corr.with_inferred_joins();
+    }
+    let mut summary = Summary::default();
+    let mut skew = SkewEstimator::default();
+    let mut closed: Vec<Closed> = Vec::new();
+    let mut labelled: Vec<Option<Labelled>> = Vec::new();
+    let mut write_error = None;
+    let mut last_tick = Instant::now();
+    let mut stats = StatsLine::new();
+    let keep = |_: &crate::correlate::Request| true;
+    let mut emit = |closed: &mut Vec<Closed>,
+                    corr: &Correlator,
+                    summary: &mut Summary,
+                    out: &mut Option<Box<dyn Write + Send>>| {
+        if !closed.is_empty() {
+            label_closed(engine, closed, &keep, &mut labelled);
+            for l in labelled.drain(..).flatten() {
+                skew.add(&l.request);
+                summary.add(&l);
+                Counters::add(&counters.emitted, 1);
+                if l.request.failed {
+                    Counters::add(&counters.failed, 1);
+                }
+                if let (Some(w), None) = (out.as_mut(), &write_error) {
+                    if !opts.failures_only || l.request.failed {
+                        if let Err(e) = writeln!(w, "{}", jsonl::request_json(&l)) {
+                            write_error = Some(e);
+                        }
+                    }
+                }
+            }
+            if let (Some(w), None) = (out.as_mut(), &write_error) {
+                if let Err(e) = w.flush() {
+                    write_error = Some(e);
+                }
+            }
+        }
+        let s = &corr.stats;
+        counters.open.store(corr.open_requests() as u64, Ordering::Relaxed);
+        counters.buffered.store(corr.buffered_events() as u64, Ordering::Relaxed);
+        counters.evicted.store(s.evicted, Ordering::Relaxed);
+        counters.aged.store(s.aged, Ordering::Relaxed);
+        counters.amended.store(s.amended, Ordering::Relaxed);
+        counters.late.store(s.late, Ordering::Relaxed);
+    };
+    loop {
+        match outlet.rx.recv_timeout(TICK) {
+            Ok(Msg::Events(events, keys)) => {
+                outlet.queued.fetch_sub(events.len(), Ordering::AcqRel);
+                let now = now_ns();
+                for (ev, k) in events.into_iter().zip(keys) {
+                    corr.push(ev, k, now);
+                }
+            }
+            Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            corr.close_idle(now_ns(), &mut closed);
+            emit(&mut closed, &corr, &mut summary, &mut out);
+            if let Some(every) = opts.stats_every {
+                stats.maybe_print(every, counters, &summary);
+            }
+        }
+    }
+    // Sources have stopped; whatever they queued before the shutdown is in
+    // the channel ahead of it and was taken above.
+    corr.close_all(&mut closed);
+    emit(&mut closed, &corr, &mut summary, &mut out);
+    if opts.stats_every.is_some() {
+        stats.print(counters, &summary);
+    }
+    Finished {
+        summary,
+        window: corr.stats,
+        skew: skew.finish(),
+        write_error,
+    }
+}
+
+/// One line per interval on stderr: rates, open requests, failures by label,
+/// the server's own counters.
+struct StatsLine {
+    last: Instant,
+    received: u64,
+}
+
+impl StatsLine {
+    fn new() -> StatsLine {
+        StatsLine {
+            last: Instant::now(),
+            received: 0,
+        }
+    }
+
+    fn maybe_print(&mut self, every: Duration, c: &Counters, summary: &Summary) {
+        if self.last.elapsed() >= every {
+            self.print(c, summary);
+        }
+    }
+
+    fn print(&mut self, c: &Counters, summary: &Summary) {
+        let g = Counters::get;
+        let received = g(&c.spans) + g(&c.logs) + g(&c.lines);
+        let secs = self.last.elapsed().as_secs_f64().max(1e-3);
+        let rate = (received - self.received) as f64 / secs;
+        self.received = received;
+        self.last = Instant::now();
+        let labels: Vec<String> = summary
+            .label_counts()
+            .into_iter()
+            .map(|(l, n)| format!("{l} {n}"))
+            .collect();
+        eprintln!(
+            "tracejoin: {} received {} spans, {} logs, {} lines ({:.0}/s) | open {} ({} events) | emitted {}, failed {}{} | refused {} busy, {} invalid, {} auth; {} spans rejected, {} bad lines | evicted {}, aged out {}, late {}, amended {}",
+            chrono::Utc::now().format("%H:%M:%S"),
+            g(&c.spans),
+            g(&c.logs),
+            g(&c.lines),
+            rate,
+            g(&c.open),
+            g(&c.buffered),
+            g(&c.emitted),
+            g(&c.failed),
+            if labels.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", labels.join(", "))
+            },
+            g(&c.refused_busy),
+            g(&c.refused_invalid),
+            g(&c.refused_auth),
+            g(&c.spans_rejected),
+            g(&c.line_errors),
+            g(&c.evicted),
+            g(&c.aged),
+            g(&c.late),
+            g(&c.amended),
+        );
+    }
+}

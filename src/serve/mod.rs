@@ -1,0 +1,240 @@
+//! Live mode (`tracejoin serve`): sources → [`intake`] → [`live`] pipeline →
+//! sinks. Sources are the OTLP [`receiver`] (gRPC and HTTP) and [`follow`]ed
+//! files; the pipeline is the batch run's correlator and rules engine, timed
+//! by arrival instead of event time.
+//!
+//! Shutdown order is what makes "nothing accepted is lost" true: stop
+//! accepting (servers finish the requests in flight), read the followed files
+//! to their end, then tell the pipeline, which closes and emits every request.
+
+pub mod follow;
+pub mod intake;
+pub mod live;
+pub mod receiver;
+
+use crate::correlate::LiveLimits;
+use crate::parse::Registry;
+use crate::rules::Engine;
+use anyhow::{anyhow, Context, Result};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct ServeOptions {
+    /// `None`: that protocol is off.
+    pub grpc: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub follow: follow::FollowOptions,
+    pub token: Option<String>,
+    pub max_message: usize,
+    /// Events queued between the sources and the pipeline before receivers
+    /// answer "busy, retry".
+    pub max_queued: usize,
+    pub live: live::LiveOptions,
+    /// `-` for stdout.
+    pub json: Option<PathBuf>,
+}
+
+impl ServeOptions {
+    pub fn defaults() -> ServeOptions {
+        ServeOptions {
+            grpc: Some(SocketAddr::from(([127, 0, 0, 1], 4317))),
+            http: Some(SocketAddr::from(([127, 0, 0, 1], 4318))),
+            follow: follow::FollowOptions {
+                patterns: Vec::new(),
+                from_beginning: false,
+                max_line: crate::ingest::DEFAULT_MAX_LINE,
+                formats: Vec::new(),
+            },
+            token: None,
+            max_message: 4 << 20,
+            max_queued: 200_000,
+            live: live::LiveOptions {
+                window_ms: crate::analysis::DEFAULT_WINDOW_MS,
+                limits: LiveLimits {
+                    max_age_ns: 300_000_000_000,
+                    max_open: 100_000,
+                    max_events: 1_000_000,
+                    retain: 20_000,
+                },
+                failures_only: false,
+                infer_joins: false,
+                stats_every: Some(Duration::from_secs(10)),
+            },
+            json: None,
+        }
+    }
+}
+
+/// Runs until SIGINT or SIGTERM; returns the exit code.
+pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32> {
+    let started = Instant::now();
+    let registry = Arc::new(registry);
+    let engine = Arc::new(engine);
+    let traces = registry
+        .get("otlp_traces")
+        .cloned()
+        .ok_or_else(|| anyhow!("no otlp_traces definition is loaded"))?;
+    let logs = registry
+        .get("otlp_logs")
+        .cloned()
+        .ok_or_else(|| anyhow!("no otlp_logs definition is loaded"))?;
+    let (intake, outlet) = intake::channel(opts.max_queued);
+    let counters = intake.counters.clone();
+
+    let out: Option<Box<dyn Write + Send>> = match &opts.json {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
+        Some(p) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ))),
+    };
+    let json_on_stdout = opts.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (grpc_l, http_l) = runtime.block_on(async {
+        let bind = |a: Option<SocketAddr>, what: &'static str| async move {
+            match a {
+                None => Ok(None),
+                Some(a) => tokio::net::TcpListener::bind(a)
+                    .await
+                    .map(Some)
+                    .with_context(|| format!("cannot listen for OTLP/{what} on {a}")),
+            }
+        };
+        Ok::<_, anyhow::Error>((bind(opts.grpc, "gRPC").await?, bind(opts.http, "HTTP").await?))
+    })?;
+    let addr = |l: &Option<tokio::net::TcpListener>| {
+        l.as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or("off".to_string(), |a| a.to_string())
+    };
+    eprintln!(
+        "tracejoin: listening: OTLP/gRPC {}, OTLP/HTTP {}{}",
+        addr(&grpc_l),
+        addr(&http_l),
+        if opts.token.is_some() {
+            " (bearer token required)"
+        } else {
+            ""
+        }
+    );
+
+    let window_ms = opts.live.window_ms;
+    let pipeline = {
+        let engine = engine.clone();
+        let counters = counters.clone();
+        let live = opts.live;
+        std::thread::Builder::new()
+            .name("tracejoin-pipeline".into())
+            .spawn(move || {
+                live::run(outlet, &engine, &counters, &live, out)
+            })?
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let follower = (!opts.follow.patterns.is_empty())
+        .then(|| {
+            let (registry, intake, stop) = (registry.clone(), intake.clone(), stop.clone());
+            let fopts = opts.follow;
+            std::thread::Builder::new()
+                .name("tracejoin-follow".into())
+                .spawn(move || follow::run(fopts, registry, intake, stop))
+        })
+        .transpose()?;
+
+    let receiver = Arc::new(receiver::Receiver::new(
+        intake.clone(),
+        traces,
+        logs,
+        opts.token,
+        opts.max_message,
+    ));
+    let served = runtime.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let mut tasks = Vec::new();
+        if let Some(l) = grpc_l {
+            tasks.push(tokio::spawn(receiver::serve_grpc(
+                receiver.clone(),
+                l,
+                stopped(rx.clone()),
+            )));
+        }
+        if let Some(l) = http_l {
+            tasks.push(tokio::spawn(receiver::serve_http(
+                receiver.clone(),
+                l,
+                stopped(rx.clone()),
+            )));
+        }
+        let signal = shutdown_signal().await;
+        eprintln!("tracejoin: {signal}: finishing requests in flight and closing every open request");
+        let _ = tx.send(true);
+        let mut result = Ok(());
+        for t in tasks {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(e) => result = Err(anyhow!("server task failed: {e}")),
+            }
+        }
+        result
+    });
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    if let Some(f) = follower {
+        let _ = f.join();
+    }
+    intake.shutdown();
+    let finished = pipeline
+        .join()
+        .map_err(|_| anyhow!("the pipeline thread panicked"))?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served?;
+
+    let info = crate::analysis::RunInfo {
+        window: finished.window,
+        window_ms,
+        skew: finished.skew,
+        rule_errors: engine.errors.load(std::sync::atomic::Ordering::Relaxed),
+        first_rule_error: engine.first_error.lock().ok().and_then(|g| g.clone()),
+        ..Default::default()
+    };
+    let text = finished
+        .summary
+        .render(&info, started.elapsed().as_secs_f64());
+    if json_on_stdout {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    if let Some(e) = finished.write_error {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e).context("cannot write the --json output");
+        }
+    }
+    Ok(crate::cli::EXIT_OK)
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

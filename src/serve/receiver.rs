@@ -1,0 +1,470 @@
+//! The OTLP receiver: gRPC (tonic) on one port, HTTP (axum; protobuf and JSON)
+//! on another, both feeding [`Intake`]. Status codes and bodies follow the
+//! OTLP specification's "OTLP/gRPC" and "OTLP/HTTP" sections: refused-when-busy
+//! is retryable (RESOURCE_EXHAUSTED with RetryInfo, HTTP 429 with Retry-After),
+//! undecodable data is not (INVALID_ARGUMENT, HTTP 400), and spans refused one
+//! by one are reported as a partial success.
+
+use super::intake::{authorized, Counters, Intake};
+use crate::event::Event;
+use crate::parse::Format;
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Seconds a refused sender is asked to wait before retrying.
+const RETRY_AFTER_S: u64 = 1;
+
+/// Everything a request handler needs; shared by both protocols.
+pub struct Receiver {
+    pub intake: Arc<Intake>,
+    pub traces: Arc<Format>,
+    pub logs: Arc<Format>,
+    pub token: Option<String>,
+    pub max_message: usize,
+    /// Messages received so far: the "line" of an event's origin.
+    seq: AtomicU64,
+    grpc_origin: Arc<str>,
+    http_origin: Arc<str>,
+}
+
+/// Why a message was refused whole.
+enum Refusal {
+    Busy,
+    Invalid(String),
+}
+
+impl Receiver {
+    pub fn new(
+        intake: Arc<Intake>,
+        traces: Arc<Format>,
+        logs: Arc<Format>,
+        token: Option<String>,
+        max_message: usize,
+    ) -> Receiver {
+        Receiver {
+            intake,
+            traces,
+            logs,
+            token,
+            max_message,
+            seq: AtomicU64::new(0),
+            grpc_origin: Arc::from("otlp-grpc"),
+            http_origin: Arc::from("otlp-http"),
+        }
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.intake.counters
+    }
+
+    /// Converts and queues spans; returns how many were refused one by one.
+    fn accept_traces(
+        &self,
+        mut req: ExportTraceServiceRequest,
+        origin: &Arc<str>,
+    ) -> Result<u64, Refusal> {
+        // A span without a valid trace and span id cannot be joined to anything.
+        let mut rejected = 0u64;
+        for rs in &mut req.resource_spans {
+            for ss in &mut rs.scope_spans {
+                ss.spans.retain(|s| {
+                    let ok = valid_id(&s.trace_id, 16) && valid_id(&s.span_id, 8);
+                    rejected += u64::from(!ok);
+                    ok
+                });
+            }
+        }
+        let message = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut events: Vec<Event> = Vec::new();
+        crate::parse::otlp::trace_events(&req, &self.traces.otlp_site(origin, message), &mut events)
+            .map_err(Refusal::Invalid)?;
+        let n = events.len() as u64;
+        self.intake.offer(events).map_err(|_| Refusal::Busy)?;
+        Counters::add(&self.counters().spans, n);
+        Counters::add(&self.counters().spans_rejected, rejected);
+        Ok(rejected)
+    }
+
+    fn accept_logs(&self, req: ExportLogsServiceRequest, origin: &Arc<str>) -> Result<(), Refusal> {
+        let message = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut events: Vec<Event> = Vec::new();
+        crate::parse::otlp::log_events(&req, &self.logs.otlp_site(origin, message), &mut events)
+            .map_err(Refusal::Invalid)?;
+        let n = events.len() as u64;
+        self.intake.offer(events).map_err(|_| Refusal::Busy)?;
+        Counters::add(&self.counters().logs, n);
+        Ok(())
+    }
+}
+
+fn valid_id(id: &[u8], len: usize) -> bool {
+    id.len() == len && id.iter().any(|&b| b != 0)
+}
+
+fn partial(rejected: u64) -> Option<ExportTracePartialSuccess> {
+    (rejected > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: rejected as i64,
+        error_message: format!("{rejected} spans without a valid trace id and span id were dropped"),
+    })
+}
+
+// ---- gRPC ----
+
+/// The tonic services; a clone per service, sharing one [`Receiver`].
+#[derive(Clone)]
+pub struct Grpc(pub Arc<Receiver>);
+
+fn grpc_refusal(r: &Receiver, refusal: Refusal) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    match refusal {
+        Refusal::Busy => {
+            Counters::add(&r.counters().refused_busy, 1);
+            tonic::Status::with_error_details(
+                tonic::Code::ResourceExhausted,
+                "tracejoin is at its queue limit; retry later",
+                ErrorDetails::with_retry_info(Some(Duration::from_secs(RETRY_AFTER_S))),
+            )
+        }
+        Refusal::Invalid(m) => {
+            Counters::add(&r.counters().refused_invalid, 1);
+            tonic::Status::invalid_argument(m)
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let r = &self.0;
+        let rejected = r
+            .accept_traces(request.into_inner(), &r.grpc_origin)
+            .map_err(|e| grpc_refusal(r, e))?;
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: partial(rejected),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let r = &self.0;
+        r.accept_logs(request.into_inner(), &r.grpc_origin)
+            .map_err(|e| grpc_refusal(r, e))?;
+        Ok(tonic::Response::new(ExportLogsServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// Serves OTLP/gRPC until `shutdown` resolves; requests in flight finish.
+pub async fn serve_grpc(
+    receiver: Arc<Receiver>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    use tonic::codec::CompressionEncoding::Gzip;
+    let max = receiver.max_message;
+    let check = {
+        let r = receiver.clone();
+        move |req: tonic::Request<()>| {
+            let header = req.metadata().get("authorization").map(|v| v.as_bytes());
+            if authorized(r.token.as_deref(), header) {
+                Ok(req)
+            } else {
+                Counters::add(&r.counters().refused_auth, 1);
+                Err(tonic::Status::unauthenticated(
+                    "a bearer token is required (authorization: Bearer TOKEN)",
+                ))
+            }
+        }
+    };
+    let traces = TraceServiceServer::new(Grpc(receiver.clone()))
+        .accept_compressed(Gzip)
+        .send_compressed(Gzip)
+        .max_decoding_message_size(max);
+    let logs = LogsServiceServer::new(Grpc(receiver.clone()))
+        .accept_compressed(Gzip)
+        .send_compressed(Gzip)
+        .max_decoding_message_size(max);
+    tonic::transport::Server::builder()
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            traces,
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            logs, check,
+        ))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await?;
+    Ok(())
+}
+
+// ---- HTTP ----
+
+#[derive(Clone, Copy, PartialEq)]
+enum Body {
+    Protobuf,
+    Json,
+}
+
+/// A response in the request's encoding: the message itself, or for errors a
+/// `google.rpc.Status` as the OTLP/HTTP specification requires.
+fn encoded<M: Message + serde::Serialize>(enc: Body, status: StatusCode, m: &M) -> Response {
+    let (ctype, body) = match enc {
+        Body::Protobuf => ("application/x-protobuf", m.encode_to_vec()),
+        Body::Json => (
+            "application/json",
+            serde_json::to_vec(m).unwrap_or_else(|_| b"{}".to_vec()),
+        ),
+    };
+    (status, [(header::CONTENT_TYPE, ctype)], body).into_response()
+}
+
+fn http_error(enc: Body, status: StatusCode, message: String) -> Response {
+    let code = match status {
+        StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+        StatusCode::TOO_MANY_REQUESTS => tonic::Code::ResourceExhausted,
+        _ => tonic::Code::InvalidArgument,
+    } as i32;
+    let mut resp = match enc {
+        Body::Protobuf => {
+            let st = tonic_types::Status {
+                code,
+                message,
+                details: Vec::new(),
+            };
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                st.encode_to_vec(),
+            )
+                .into_response()
+        }
+        Body::Json => (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "code": code, "message": message }).to_string(),
+        )
+            .into_response(),
+    };
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S));
+    }
+    resp
+}
+
+/// Checks the token, media type and encoding; returns the decompressed body.
+fn http_body(r: &Receiver, headers: &HeaderMap, body: Bytes) -> Result<(Body, Vec<u8>), Response> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let enc = match ctype.split(';').next().unwrap_or("").trim() {
+        "application/x-protobuf" | "application/protobuf" => Body::Protobuf,
+        "application/json" => Body::Json,
+        other => {
+            Counters::add(&r.counters().refused_invalid, 1);
+            return Err(http_error(
+                Body::Json,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content-type {other:?}: use application/x-protobuf or application/json"),
+            ));
+        }
+    };
+    let auth = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    if !authorized(r.token.as_deref(), auth) {
+        Counters::add(&r.counters().refused_auth, 1);
+        return Err(http_error(
+            enc,
+            StatusCode::UNAUTHORIZED,
+            "a bearer token is required (Authorization: Bearer TOKEN)".into(),
+        ));
+    }
+    let gzip = match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
+        None | Some(b"identity") => false,
+        Some(b"gzip") => true,
+        Some(other) => {
+            Counters::add(&r.counters().refused_invalid, 1);
+            return Err(http_error(
+                enc,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "content-encoding {:?}: only gzip is supported",
+                    String::from_utf8_lossy(other)
+                ),
+            ));
+        }
+    };
+    if !gzip {
+        return Ok((enc, body.to_vec()));
+    }
+    // Bounded: a small gzip body must not inflate past the message limit.
+    let mut out = Vec::new();
+    let limit = r.max_message as u64 + 1;
+    let read = std::io::Read::read_to_end(
+        &mut std::io::Read::take(flate2::read::GzDecoder::new(&body[..]), limit),
+        &mut out,
+    );
+    match read {
+        Err(e) => {
+            Counters::add(&r.counters().refused_invalid, 1);
+            Err(http_error(enc, StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")))
+        }
+        Ok(n) if n as u64 >= limit => {
+            Counters::add(&r.counters().refused_invalid, 1);
+            Err(http_error(
+                enc,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("decompressed body exceeds the {}-byte limit", r.max_message),
+            ))
+        }
+        Ok(_) => Ok((enc, out)),
+    }
+}
+
+fn decode<M: Message + Default + serde::de::DeserializeOwned>(
+    enc: Body,
+    bytes: &[u8],
+) -> Result<M, String> {
+    match enc {
+        Body::Protobuf => M::decode(bytes).map_err(|e| format!("invalid OTLP protobuf: {e}")),
+        Body::Json => {
+            serde_json::from_slice(bytes).map_err(|e| format!("invalid OTLP/JSON: {e}"))
+        }
+    }
+}
+
+fn http_refusal(r: &Receiver, enc: Body, refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Busy => {
+            Counters::add(&r.counters().refused_busy, 1);
+            http_error(
+                enc,
+                StatusCode::TOO_MANY_REQUESTS,
+                "tracejoin is at its queue limit; retry later".into(),
+            )
+        }
+        Refusal::Invalid(m) => {
+            Counters::add(&r.counters().refused_invalid, 1);
+            http_error(enc, StatusCode::BAD_REQUEST, m)
+        }
+    }
+}
+
+async fn http_traces(
+    axum::extract::State(r): axum::extract::State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (enc, bytes) = match http_body(&r, &headers, body) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let req: ExportTraceServiceRequest = match decode(enc, &bytes) {
+        Ok(m) => m,
+        Err(e) => return http_refusal(&r, enc, Refusal::Invalid(e)),
+    };
+    match r.accept_traces(req, &r.http_origin) {
+        Ok(rejected) => encoded(
+            enc,
+            StatusCode::OK,
+            &ExportTraceServiceResponse {
+                partial_success: partial(rejected),
+            },
+        ),
+        Err(e) => http_refusal(&r, enc, e),
+    }
+}
+
+async fn http_logs(
+    axum::extract::State(r): axum::extract::State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (enc, bytes) = match http_body(&r, &headers, body) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let req: ExportLogsServiceRequest = match decode(enc, &bytes) {
+        Ok(m) => m,
+        Err(e) => return http_refusal(&r, enc, Refusal::Invalid(e)),
+    };
+    match r.accept_logs(req, &r.http_origin) {
+        Ok(()) => encoded(
+            enc,
+            StatusCode::OK,
+            &ExportLogsServiceResponse {
+                partial_success: None,
+            },
+        ),
+        Err(e) => http_refusal(&r, enc, e),
+    }
+}
+
+/// A body over the limit: 413 with a Status body, counted.
+async fn too_large(
+    axum::extract::State(r): axum::extract::State<Arc<Receiver>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && resp.headers().get(header::CONTENT_TYPE).is_none()
+    {
+        Counters::add(&r.counters().refused_invalid, 1);
+        return http_error(
+            Body::Json,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body exceeds the {}-byte limit", r.max_message),
+        );
+    }
+    resp
+}
+
+/// Serves OTLP/HTTP until `shutdown` resolves; requests in flight finish.
+pub async fn serve_http(
+    receiver: Arc<Receiver>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use axum::routing::post;
+    let max = receiver.max_message;
+    let app = axum::Router::new()
+        .route("/v1/traces", post(http_traces))
+        .route("/v1/logs", post(http_logs))
+        .layer(axum::extract::DefaultBodyLimit::max(max))
+        .layer(axum::middleware::from_fn_with_state(receiver.clone(), too_large))
+        .with_state(receiver);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

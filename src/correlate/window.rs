@@ -538,4 +538,80 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].events.len(), 2, "one request with both events");
     }
+
+    fn live(max_open: usize, max_events: usize) -> Correlator {
+        Correlator::new(1_000).live(LiveLimits {
+            max_age_ns: 10_000 * 1_000_000,
+            max_open,
+            max_events,
+            retain: 100,
+        })
+    }
+
+    fn push(c: &mut Correlator, e: Event, now_ms: i64) {
+        let k = keys(&e);
+        c.push(e, k, now_ms * 1_000_000);
+    }
+
+    #[test]
+    fn live_requests_are_timed_by_arrival_and_a_late_event_re_emits_them_amended() {
+        let mut c = live(100, 1_000);
+        // Event times from long ago (a replayed export): arrival time rules.
+        push(&mut c, ev(0, Source::Span, None, Some("0af7651916cd43dd8448eb211c80319c")), 50_000);
+        let mut out = Vec::new();
+        c.close_idle(50_500 * 1_000_000, &mut out);
+        assert!(out.is_empty(), "arrived 0.5 s ago, window 1 s");
+        c.close_idle(51_100 * 1_000_000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].revision, 1);
+        // The gateway line for the same trace arrives after the request was emitted.
+        let mut g = ev(0, Source::Gateway, Some("r1"), Some("0af7651916cd43dd8448eb211c80319c"));
+        g.status = Some(502);
+        push(&mut c, g, 52_000);
+        assert_eq!(c.stats.amended, 1);
+        let mut again = Vec::new();
+        c.close_idle(53_100 * 1_000_000, &mut again);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].revision, 2, "second emission of the same request");
+        assert_eq!(again[0].events.len(), 2, "with the span and the gateway line");
+        let r = crate::correlate::build_closed(again.remove(0));
+        assert!(r.flags.contains(&crate::correlate::FLAG_AMENDED));
+        assert_eq!(r.request_id.as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn live_caps_evict_the_longest_idle_request_and_max_age_closes_busy_ones() {
+        let mut c = live(2, 1_000);
+        push(&mut c, ev(0, Source::Gateway, Some("a"), None), 0);
+        push(&mut c, ev(0, Source::Gateway, Some("b"), None), 10);
+        push(&mut c, ev(0, Source::Gateway, Some("c"), None), 20);
+        let mut out = Vec::new();
+        c.close_idle(30 * 1_000_000, &mut out);
+        assert_eq!(out.len(), 1, "three open, cap two");
+        assert_eq!(out[0].early, Some(CLOSED_EVICTED));
+        assert_eq!(out[0].keys, vec!["a".to_string()], "the longest idle goes");
+        assert_eq!(c.stats.evicted, 1);
+        assert_eq!(c.open_requests(), 2);
+
+        // Events cap: one request of many events.
+        let mut c = live(100, 3);
+        for t in 0..5 {
+            push(&mut c, ev(t, Source::Backend, Some("x"), None), t);
+        }
+        let mut out = Vec::new();
+        c.close_idle(5 * 1_000_000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(c.buffered_events(), 0);
+
+        // A request that never goes idle is closed at the maximum age (10 s).
+        let mut c = live(100, 1_000);
+        for t in (0..12_000).step_by(500) {
+            push(&mut c, ev(t, Source::Backend, Some("busy"), None), t);
+        }
+        let mut out = Vec::new();
+        c.close_idle(11_600 * 1_000_000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].early, Some(CLOSED_MAX_AGE));
+        assert_eq!(c.stats.aged, 1);
+    }
 }

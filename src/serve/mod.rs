@@ -200,7 +200,26 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32
     runtime.shutdown_timeout(Duration::from_secs(1));
     served?;
 
+    let g = intake::Counters::get;
+    let c = &counters;
+    let sources = vec![
+        crate::parse::FileReport {
+            name: Arc::from("OTLP receiver"),
+            format: Some(Arc::from("otlp")),
+            events: g(&c.spans) + g(&c.logs),
+            error_count: g(&c.refused_invalid) + g(&c.spans_rejected),
+            ..Default::default()
+        },
+        crate::parse::FileReport {
+            name: Arc::from("followed files"),
+            lines: g(&c.lines),
+            events: g(&c.lines).saturating_sub(g(&c.line_errors)),
+            error_count: g(&c.line_errors),
+            ..Default::default()
+        },
+    ];
     let info = crate::analysis::RunInfo {
+        files: sources,
         window: finished.window,
         window_ms,
         skew: finished.skew,

@@ -234,17 +234,24 @@ enum Body {
     Json,
 }
 
-/// A response in the request's encoding: the message itself, or for errors a
-/// `google.rpc.Status` as the OTLP/HTTP specification requires.
-fn encoded<M: Message + serde::Serialize>(enc: Body, status: StatusCode, m: &M) -> Response {
+/// A success response in the request's encoding. In JSON, an absent partial
+/// success is `{}` and int64 counts are strings (the proto3 JSON mapping).
+fn encoded<M: Message>(enc: Body, m: &M, partial: Option<(&str, u64, &str)>) -> Response {
     let (ctype, body) = match enc {
         Body::Protobuf => ("application/x-protobuf", m.encode_to_vec()),
         Body::Json => (
             "application/json",
-            serde_json::to_vec(m).unwrap_or_else(|_| b"{}".to_vec()),
+            match partial {
+                None => b"{}".to_vec(),
+                Some((field, n, msg)) => serde_json::json!({
+                    "partialSuccess": { field: n.to_string(), "errorMessage": msg }
+                })
+                .to_string()
+                .into_bytes(),
+            },
         ),
     };
-    (status, [(header::CONTENT_TYPE, ctype)], body).into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, ctype)], body).into_response()
 }
 
 fn http_error(enc: Body, status: StatusCode, message: String) -> Response {
@@ -393,13 +400,19 @@ async fn http_traces(
         Err(e) => return http_refusal(&r, enc, Refusal::Invalid(e)),
     };
     match r.accept_traces(req, &r.http_origin) {
-        Ok(rejected) => encoded(
-            enc,
-            StatusCode::OK,
-            &ExportTraceServiceResponse {
-                partial_success: partial(rejected),
-            },
-        ),
+        Ok(rejected) => {
+            let partial_success = partial(rejected);
+            let json = partial_success
+                .as_ref()
+                .map(|p| ("rejectedSpans", rejected, p.error_message.as_str()));
+            encoded(
+                enc,
+                &ExportTraceServiceResponse {
+                    partial_success: partial_success.clone(),
+                },
+                json,
+            )
+        }
         Err(e) => http_refusal(&r, enc, e),
     }
 }
@@ -420,10 +433,10 @@ async fn http_logs(
     match r.accept_logs(req, &r.http_origin) {
         Ok(()) => encoded(
             enc,
-            StatusCode::OK,
             &ExportLogsServiceResponse {
                 partial_success: None,
             },
+            None,
         ),
         Err(e) => http_refusal(&r, enc, e),
     }

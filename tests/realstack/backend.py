@@ -139,14 +139,36 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+def otlp_exporters(otlp):
+    """The SDK's real OTLP exporters, for `tracejoin serve`: otlp is
+    (protocol, endpoint, token) with protocol "grpc" or "http"."""
+    protocol, endpoint, token = otlp
+    headers = {"authorization": f"Bearer {token}"} if token else None
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return (OTLPSpanExporter(endpoint=endpoint, insecure=True, headers=headers),
+                OTLPLogExporter(endpoint=endpoint, insecure=True, headers=headers))
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return (OTLPSpanExporter(endpoint=endpoint + "/v1/traces", headers=headers),
+            OTLPLogExporter(endpoint=endpoint + "/v1/logs", headers=headers))
+
+
 class Service:
-    def __init__(self, name, port, log_path, log_formatter, spans_out, logs_out=None):
+    def __init__(self, name, port, log_path, log_formatter, spans_out, logs_out=None, otlp=None):
         self.name = name
         self.port = port
         self.provider = TracerProvider(resource=Resource.create({"service.name": name, "service.version": "1.4.2"}))
         self.provider.add_span_processor(
             BatchSpanProcessor(OtlpJsonSpanExporter(spans_out), schedule_delay_millis=300)
         )
+        live = otlp_exporters(otlp) if otlp else None
+        if live:
+            # The same spans, also sent live to `tracejoin serve` by the SDK's exporter.
+            self.provider.add_span_processor(BatchSpanProcessor(live[0], schedule_delay_millis=300))
         self.tracer = self.provider.get_tracer("tracejoin.realstack." + name)
         self.log = logging.getLogger(name)
         self.log.setLevel(logging.INFO)
@@ -160,6 +182,9 @@ class Service:
             self.log_provider.add_log_record_processor(
                 BatchLogRecordProcessor(OtlpJsonLogExporter(logs_out), schedule_delay_millis=300)
             )
+            if live:
+                self.log_provider.add_log_record_processor(
+                    BatchLogRecordProcessor(live[1], schedule_delay_millis=300))
             self.log.addHandler(LoggingHandler(level=logging.INFO, logger_provider=self.log_provider))
         self.server = _QuietServer(("127.0.0.1", port), self.handler_class())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

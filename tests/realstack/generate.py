@@ -349,6 +349,11 @@ def main():
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--haproxy", default=shutil.which("haproxy") or "/usr/sbin/haproxy")
     ap.add_argument("--apache", default=shutil.which("apache2") or "/usr/sbin/apache2")
+    ap.add_argument("--otlp-grpc", metavar="HOST:PORT",
+                    help="also send orders' spans live with the SDK's OTLP/gRPC exporter")
+    ap.add_argument("--otlp-http", metavar="URL",
+                    help="also send payments' spans and logs live with the SDK's OTLP/HTTP exporter")
+    ap.add_argument("--otlp-token", help="bearer token for both exporters")
     args = ap.parse_args()
     rng = random.Random(args.seed)
 
@@ -365,9 +370,11 @@ def main():
     spans_out = backend._JsonLinesFile(os.path.join(out, "otel", "traces.jsonl"))
     logs_out = backend._JsonLinesFile(os.path.join(out, "otel", "logs.jsonl"))
     orders = backend.Orders("orders", free_port(), os.path.join(out, "orders", "orders.log"),
-                            backend.JsonFormatter(), spans_out)
+                            backend.JsonFormatter(), spans_out,
+                            otlp=args.otlp_grpc and ("grpc", args.otlp_grpc, args.otlp_token))
     payments = backend.Payments("payments", free_port(), os.path.join(out, "payments", "payments.log"),
-                                backend.LogfmtFormatter(), spans_out, logs_out)
+                                backend.LogfmtFormatter(), spans_out, logs_out,
+                                otlp=args.otlp_http and ("http", args.otlp_http, args.otlp_token))
     orders.start()
     payments.start()
 

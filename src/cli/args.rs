@@ -4,7 +4,7 @@ use std::path::PathBuf;
 /// Join gateway logs, backend logs and OpenTelemetry traces per request, and
 /// say why each failed request failed.
 #[derive(Debug, Parser)]
-#[command(name = "tracejoin", version, about)]
+#[command(name = "tracejoin", version, about, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -56,10 +56,15 @@ fn parse_duration_ms(s: &str) -> Result<u64, String> {
 
 fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
-    let (num, factor) = [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)]
-        .iter()
-        .find_map(|(u, f)| t.strip_suffix(u).map(|n| (n, *f)))
-        .unwrap_or((t, 1));
+    let (num, factor) = [
+        ("GiB", 1usize << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(u, f)| t.strip_suffix(u).map(|n| (n, *f)))
+    .unwrap_or((t, 1));
     num.trim()
         .parse::<usize>()
         .map(|n| n * factor)

@@ -125,7 +125,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             opts.grpc = address(&grpc, listen.as_deref(), "--grpc")?;
             opts.http = address(&http, listen.as_deref(), "--http")?;
             if opts.grpc.is_none() && opts.http.is_none() && follow.is_empty() {
-                return Err(anyhow!("nothing to serve: both OTLP endpoints are off and no --follow"));
+                return Err(anyhow!(
+                    "nothing to serve: both OTLP endpoints are off and no --follow"
+                ));
             }
             opts.follow.patterns = follow;
             opts.follow.from_beginning = from_beginning;

@@ -557,7 +557,16 @@ mod tests {
     fn live_requests_are_timed_by_arrival_and_a_late_event_re_emits_them_amended() {
         let mut c = live(100, 1_000);
         // Event times from long ago (a replayed export): arrival time rules.
-        push(&mut c, ev(0, Source::Span, None, Some("0af7651916cd43dd8448eb211c80319c")), 50_000);
+        push(
+            &mut c,
+            ev(
+                0,
+                Source::Span,
+                None,
+                Some("0af7651916cd43dd8448eb211c80319c"),
+            ),
+            50_000,
+        );
         let mut out = Vec::new();
         c.close_idle(50_500 * 1_000_000, &mut out);
         assert!(out.is_empty(), "arrived 0.5 s ago, window 1 s");
@@ -565,7 +574,12 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].revision, 1);
         // The gateway line for the same trace arrives after the request was emitted.
-        let mut g = ev(0, Source::Gateway, Some("r1"), Some("0af7651916cd43dd8448eb211c80319c"));
+        let mut g = ev(
+            0,
+            Source::Gateway,
+            Some("r1"),
+            Some("0af7651916cd43dd8448eb211c80319c"),
+        );
         g.status = Some(502);
         push(&mut c, g, 52_000);
         assert_eq!(c.stats.amended, 1);
@@ -573,7 +587,11 @@ mod tests {
         c.close_idle(53_100 * 1_000_000, &mut again);
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].revision, 2, "second emission of the same request");
-        assert_eq!(again[0].events.len(), 2, "with the span and the gateway line");
+        assert_eq!(
+            again[0].events.len(),
+            2,
+            "with the span and the gateway line"
+        );
         let r = crate::correlate::build_closed(again.remove(0));
         assert!(r.flags.contains(&crate::correlate::FLAG_AMENDED));
         assert_eq!(r.request_id.as_deref(), Some("r1"));

@@ -54,16 +54,21 @@ struct Followed {
 }
 
 /// Follows the files until `stop` is set, then reads what they hold and returns.
-pub fn run(opts: FollowOptions, registry: Arc<Registry>, intake: Arc<Intake>, stop: Arc<AtomicBool>) {
+pub fn run(
+    opts: FollowOptions,
+    registry: Arc<Registry>,
+    intake: Arc<Intake>,
+    stop: Arc<AtomicBool>,
+) {
     let mut files: BTreeMap<PathBuf, Followed> = BTreeMap::new();
     let mut first = true;
     loop {
         let stopping = stop.load(Ordering::Acquire);
         for path in expand(&opts.patterns) {
-            if !files.contains_key(&path) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = files.entry(path) {
                 let at_end = first && !opts.from_beginning;
-                if let Some(f) = open(&path, at_end) {
-                    files.insert(path, f);
+                if let Some(f) = open(slot.key(), at_end) {
+                    slot.insert(f);
                 }
             }
         }
@@ -267,7 +272,9 @@ fn flush(
             }
         }
     }
-    let Some(format) = f.format.clone() else { return };
+    let Some(format) = f.format.clone() else {
+        return;
+    };
     if let (Some(cont), false) = (format.continuation(), quiet) {
         // Hold the last event (its first line and any continuation lines after it).
         if let Some(start) = batch.iter().rposition(|(_, l)| !cont.is_match(l)) {

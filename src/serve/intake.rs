@@ -24,6 +24,9 @@ pub struct Counters {
     pub spans: AtomicU64,
     pub logs: AtomicU64,
     pub lines: AtomicU64,
+    /// Messages accepted, by protocol.
+    pub grpc_messages: AtomicU64,
+    pub http_messages: AtomicU64,
     /// Spans refused one by one inside an accepted message (partial success).
     pub spans_rejected: AtomicU64,
     /// Messages refused whole: queue full (retryable).

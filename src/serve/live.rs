@@ -88,8 +88,12 @@ pub fn run(
             }
         }
         let s = &corr.stats;
-        counters.open.store(corr.open_requests() as u64, Ordering::Relaxed);
-        counters.buffered.store(corr.buffered_events() as u64, Ordering::Relaxed);
+        counters
+            .open
+            .store(corr.open_requests() as u64, Ordering::Relaxed);
+        counters
+            .buffered
+            .store(corr.buffered_events() as u64, Ordering::Relaxed);
         counters.evicted.store(s.evicted, Ordering::Relaxed);
         counters.aged.store(s.aged, Ordering::Relaxed);
         counters.amended.store(s.amended, Ordering::Relaxed);
@@ -165,10 +169,12 @@ impl StatsLine {
             .map(|(l, n)| format!("{l} {n}"))
             .collect();
         eprintln!(
-            "tracejoin: {} received {} spans, {} logs, {} lines ({:.0}/s) | open {} ({} events) | emitted {}, failed {}{} | refused {} busy, {} invalid, {} auth; {} spans rejected, {} bad lines | evicted {}, aged out {}, late {}, amended {}",
+            "tracejoin: {} received {} spans, {} logs ({} gRPC + {} HTTP messages), {} lines ({:.0}/s) | open {} ({} events) | emitted {}, failed {}{} | refused {} busy, {} invalid, {} auth; {} spans rejected, {} bad lines | evicted {}, aged out {}, late {}, amended {}",
             chrono::Utc::now().format("%H:%M:%S"),
             g(&c.spans),
             g(&c.logs),
+            g(&c.grpc_messages),
+            g(&c.http_messages),
             g(&c.lines),
             rate,
             g(&c.open),

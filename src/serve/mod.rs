@@ -109,7 +109,10 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32
                     .with_context(|| format!("cannot listen for OTLP/{what} on {a}")),
             }
         };
-        Ok::<_, anyhow::Error>((bind(opts.grpc, "gRPC").await?, bind(opts.http, "HTTP").await?))
+        Ok::<_, anyhow::Error>((
+            bind(opts.grpc, "gRPC").await?,
+            bind(opts.http, "HTTP").await?,
+        ))
     })?;
     let addr = |l: &Option<tokio::net::TcpListener>| {
         l.as_ref()
@@ -134,9 +137,7 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32
         let live = opts.live;
         std::thread::Builder::new()
             .name("tracejoin-pipeline".into())
-            .spawn(move || {
-                live::run(outlet, &engine, &counters, &live, out)
-            })?
+            .spawn(move || live::run(outlet, &engine, &counters, &live, out))?
     };
     let stop = Arc::new(AtomicBool::new(false));
     let follower = (!opts.follow.patterns.is_empty())
@@ -177,7 +178,9 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32
             )));
         }
         let signal = shutdown_signal().await;
-        eprintln!("tracejoin: {signal}: finishing requests in flight and closing every open request");
+        eprintln!(
+            "tracejoin: {signal}: finishing requests in flight and closing every open request"
+        );
         let _ = tx.send(true);
         let mut result = Ok(());
         for t in tasks {
@@ -207,7 +210,7 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32
             name: Arc::from("OTLP receiver"),
             format: Some(Arc::from("otlp")),
             events: g(&c.spans) + g(&c.logs),
-            error_count: g(&c.refused_invalid) + g(&c.spans_rejected),
+            // Refused messages are in the counters line on stderr.
             ..Default::default()
         },
         crate::parse::FileReport {
@@ -225,7 +228,6 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32
         skew: finished.skew,
         rule_errors: engine.errors.load(std::sync::atomic::Ordering::Relaxed),
         first_rule_error: engine.first_error.lock().ok().and_then(|g| g.clone()),
-        ..Default::default()
     };
     let text = finished
         .summary

@@ -74,6 +74,15 @@ impl Receiver {
         &self.intake.counters
     }
 
+    fn count_message(&self, origin: &Arc<str>) {
+        let c = self.counters();
+        if Arc::ptr_eq(origin, &self.grpc_origin) {
+            Counters::add(&c.grpc_messages, 1);
+        } else {
+            Counters::add(&c.http_messages, 1);
+        }
+    }
+
     /// Converts and queues spans; returns how many were refused one by one.
     fn accept_traces(
         &self,
@@ -93,11 +102,16 @@ impl Receiver {
         }
         let message = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let mut events: Vec<Event> = Vec::new();
-        crate::parse::otlp::trace_events(&req, &self.traces.otlp_site(origin, message), &mut events)
-            .map_err(Refusal::Invalid)?;
+        crate::parse::otlp::trace_events(
+            &req,
+            &self.traces.otlp_site(origin, message),
+            &mut events,
+        )
+        .map_err(Refusal::Invalid)?;
         let n = events.len() as u64;
         self.intake.offer(events).map_err(|_| Refusal::Busy)?;
         Counters::add(&self.counters().spans, n);
+        self.count_message(origin);
         Counters::add(&self.counters().spans_rejected, rejected);
         Ok(rejected)
     }
@@ -110,6 +124,7 @@ impl Receiver {
         let n = events.len() as u64;
         self.intake.offer(events).map_err(|_| Refusal::Busy)?;
         Counters::add(&self.counters().logs, n);
+        self.count_message(origin);
         Ok(())
     }
 }
@@ -121,7 +136,9 @@ fn valid_id(id: &[u8], len: usize) -> bool {
 fn partial(rejected: u64) -> Option<ExportTracePartialSuccess> {
     (rejected > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: rejected as i64,
-        error_message: format!("{rejected} spans without a valid trace id and span id were dropped"),
+        error_message: format!(
+            "{rejected} spans without a valid trace id and span id were dropped"
+        ),
     })
 }
 
@@ -289,7 +306,11 @@ fn http_error(enc: Body, status: StatusCode, message: String) -> Response {
 }
 
 /// Checks the token, media type and encoding; returns the decompressed body.
-fn http_body(r: &Receiver, headers: &HeaderMap, body: Bytes) -> Result<(Body, Vec<u8>), Response> {
+fn http_body(
+    r: &Receiver,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(Body, Vec<u8>), Box<Response>> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -299,35 +320,35 @@ fn http_body(r: &Receiver, headers: &HeaderMap, body: Bytes) -> Result<(Body, Ve
         "application/json" => Body::Json,
         other => {
             Counters::add(&r.counters().refused_invalid, 1);
-            return Err(http_error(
+            return Err(Box::new(http_error(
                 Body::Json,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("content-type {other:?}: use application/x-protobuf or application/json"),
-            ));
+            )));
         }
     };
     let auth = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
     if !authorized(r.token.as_deref(), auth) {
         Counters::add(&r.counters().refused_auth, 1);
-        return Err(http_error(
+        return Err(Box::new(http_error(
             enc,
             StatusCode::UNAUTHORIZED,
             "a bearer token is required (Authorization: Bearer TOKEN)".into(),
-        ));
+        )));
     }
     let gzip = match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
         None | Some(b"identity") => false,
         Some(b"gzip") => true,
         Some(other) => {
             Counters::add(&r.counters().refused_invalid, 1);
-            return Err(http_error(
+            return Err(Box::new(http_error(
                 enc,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!(
                     "content-encoding {:?}: only gzip is supported",
                     String::from_utf8_lossy(other)
                 ),
-            ));
+            )));
         }
     };
     if !gzip {
@@ -343,15 +364,19 @@ fn http_body(r: &Receiver, headers: &HeaderMap, body: Bytes) -> Result<(Body, Ve
     match read {
         Err(e) => {
             Counters::add(&r.counters().refused_invalid, 1);
-            Err(http_error(enc, StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")))
+            Err(Box::new(http_error(
+                enc,
+                StatusCode::BAD_REQUEST,
+                format!("invalid gzip body: {e}"),
+            )))
         }
         Ok(n) if n as u64 >= limit => {
             Counters::add(&r.counters().refused_invalid, 1);
-            Err(http_error(
+            Err(Box::new(http_error(
                 enc,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("decompressed body exceeds the {}-byte limit", r.max_message),
-            ))
+            )))
         }
         Ok(_) => Ok((enc, out)),
     }
@@ -363,9 +388,7 @@ fn decode<M: Message + Default + serde::de::DeserializeOwned>(
 ) -> Result<M, String> {
     match enc {
         Body::Protobuf => M::decode(bytes).map_err(|e| format!("invalid OTLP protobuf: {e}")),
-        Body::Json => {
-            serde_json::from_slice(bytes).map_err(|e| format!("invalid OTLP/JSON: {e}"))
-        }
+        Body::Json => serde_json::from_slice(bytes).map_err(|e| format!("invalid OTLP/JSON: {e}")),
     }
 }
 
@@ -393,7 +416,7 @@ async fn http_traces(
 ) -> Response {
     let (enc, bytes) = match http_body(&r, &headers, body) {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let req: ExportTraceServiceRequest = match decode(enc, &bytes) {
         Ok(m) => m,
@@ -424,7 +447,7 @@ async fn http_logs(
 ) -> Response {
     let (enc, bytes) = match http_body(&r, &headers, body) {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let req: ExportLogsServiceRequest = match decode(enc, &bytes) {
         Ok(m) => m,
@@ -449,9 +472,12 @@ async fn too_large(
     next: axum::middleware::Next,
 ) -> Response {
     let resp = next.run(req).await;
-    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
-        && resp.headers().get(header::CONTENT_TYPE).is_none()
-    {
+    // axum's own 413 (DefaultBodyLimit) is plain text; ours carry a Status body.
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
         Counters::add(&r.counters().refused_invalid, 1);
         return http_error(
             Body::Json,
@@ -474,10 +500,49 @@ pub async fn serve_http(
         .route("/v1/traces", post(http_traces))
         .route("/v1/logs", post(http_logs))
         .layer(axum::extract::DefaultBodyLimit::max(max))
-        .layer(axum::middleware::from_fn_with_state(receiver.clone(), too_large))
+        .layer(axum::middleware::from_fn_with_state(
+            receiver.clone(),
+            too_large,
+        ))
         .with_state(receiver);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_is_429_with_retry_after_and_a_status_body() {
+        let resp = http_error(
+            Body::Protobuf,
+            StatusCode::TOO_MANY_REQUESTS,
+            "tracejoin is at its queue limit; retry later".into(),
+        );
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/x-protobuf");
+    }
+
+    #[test]
+    fn busy_over_grpc_is_resource_exhausted_with_retry_info() {
+        use tonic_types::StatusExt;
+        let (intake, _outlet) = crate::serve::intake::channel(1);
+        let registry = crate::parse::Registry::load(None).unwrap();
+        let r = Receiver::new(
+            intake,
+            registry.get("otlp_traces").unwrap().clone(),
+            registry.get("otlp_logs").unwrap().clone(),
+            None,
+            1 << 20,
+        );
+        let st = grpc_refusal(&r, Refusal::Busy);
+        assert_eq!(st.code(), tonic::Code::ResourceExhausted);
+        let retry = st.get_details_retry_info().expect("RetryInfo detail");
+        assert_eq!(retry.retry_delay, Some(Duration::from_secs(RETRY_AFTER_S)));
+        assert_eq!(Counters::get(&r.counters().refused_busy), 1);
+    }
 }

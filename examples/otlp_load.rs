@@ -10,7 +10,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,7 +26,10 @@ fn kv(k: &str, v: any_value::Value) -> KeyValue {
 }
 
 fn batch(client: u64, seq: u64, n: usize) -> ExportTraceServiceRequest {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     let spans = (0..n as u64)
         .map(|i| {
             let id = (client << 48) | (seq << 16) | i;
@@ -37,10 +42,22 @@ fn batch(client: u64, seq: u64, n: usize) -> ExportTraceServiceRequest {
                 start_time_unix_nano: now - 4_000_000,
                 end_time_unix_nano: now,
                 attributes: vec![
-                    kv("http.request.method", any_value::Value::StringValue("GET".into())),
-                    kv("url.path", any_value::Value::StringValue(format!("/v1/orders/{i}"))),
-                    kv("http.route", any_value::Value::StringValue("/v1/orders/{id}".into())),
-                    kv("http.response.status_code", any_value::Value::IntValue(status_code)),
+                    kv(
+                        "http.request.method",
+                        any_value::Value::StringValue("GET".into()),
+                    ),
+                    kv(
+                        "url.path",
+                        any_value::Value::StringValue(format!("/v1/orders/{i}")),
+                    ),
+                    kv(
+                        "http.route",
+                        any_value::Value::StringValue("/v1/orders/{id}".into()),
+                    ),
+                    kv(
+                        "http.response.status_code",
+                        any_value::Value::IntValue(status_code),
+                    ),
                 ],
                 status: Some(Status {
                     code: if status_code >= 500 {
@@ -57,7 +74,10 @@ fn batch(client: u64, seq: u64, n: usize) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", any_value::Value::StringValue("orders".into()))],
+                attributes: vec![kv(
+                    "service.name",
+                    any_value::Value::StringValue("orders".into()),
+                )],
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans {
@@ -72,7 +92,10 @@ fn batch(client: u64, seq: u64, n: usize) -> ExportTraceServiceRequest {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let endpoint = args.get(1).cloned().unwrap_or("http://127.0.0.1:4317".into());
+    let endpoint = args
+        .get(1)
+        .cloned()
+        .unwrap_or("http://127.0.0.1:4317".into());
     let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let clients: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
     let size: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(512);

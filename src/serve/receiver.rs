@@ -524,7 +524,10 @@ mod tests {
         );
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
-        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/x-protobuf");
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/x-protobuf"
+        );
     }
 
     #[test]

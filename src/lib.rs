@@ -12,6 +12,8 @@ pub mod correlate;
 pub mod event;
 pub mod ingest;
 pub mod parse;
+pub mod query;
 pub mod report;
 pub mod rules;
 pub mod serve;
+pub mod store;

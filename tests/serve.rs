@@ -417,7 +417,11 @@ fn a_gateway_line_after_its_spans_joins_them_and_a_late_one_re_emits_the_request
 #[test]
 fn shutdown_mid_stream_emits_every_accepted_span() {
     let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), &["--window", "30s", "--grpc", "off"]);
+    let store = dir.path().join("store");
+    let serve = Serve::start(
+        dir.path(),
+        &["--window", "30s", "--grpc", "off", "--out", store.to_str().unwrap()],
+    );
     let url = format!("{}/v1/traces", serve.http);
     let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
     let sender = {

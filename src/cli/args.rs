@@ -84,6 +84,9 @@ pub enum Command {
         /// With --json: only requests that failed.
         #[arg(long)]
         failures_only: bool,
+        /// Also write the Parquet store (requests, events, id index, manifest) to DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
         /// Only requests that started at or after this time (RFC 3339).
         #[arg(long)]
         since: Option<String>,
@@ -97,9 +100,12 @@ pub enum Command {
     Timeline {
         /// A request id, correlation id or trace id.
         id: String,
-        /// Files or folders to search.
-        #[arg(required = true)]
+        /// Files or folders to search (or --store).
+        #[arg(required_unless_present = "store")]
         paths: Vec<PathBuf>,
+        /// Look the request up in a store written by `analyze --out`.
+        #[arg(long, value_name = "DIR", conflicts_with = "paths")]
+        store: Option<PathBuf>,
         /// Print the request as JSON (the --json line) instead.
         #[arg(long)]
         json: bool,
@@ -132,6 +138,9 @@ pub enum Command {
         /// With --json: only requests that failed.
         #[arg(long)]
         failures_only: bool,
+        /// Append every emitted request to the Parquet store in DIR (written every minute and at shutdown).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
         /// Require `Authorization: Bearer TOKEN` on both OTLP endpoints.
         #[arg(long, env = "TRACEJOIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
@@ -159,6 +168,55 @@ pub enum Command {
         stats_interval: u64,
         #[command(flatten)]
         sources: Sources,
+    },
+    /// SQL over a store's tables `requests` and `events` (polars SQL).
+    Query {
+        /// The store written by `analyze --out`.
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        /// e.g. "SELECT label, count(*) AS n FROM requests WHERE failed GROUP BY label ORDER BY n DESC"
+        sql: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::query::OutputFormat,
+        /// Only requests (by start) and events (by ts) at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only requests and events before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// A self-contained HTML postmortem page (or Markdown) from a store.
+    Report {
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        /// Where to write the report (`-` for stdout).
+        #[arg(short = 'o', long = "output", value_name = "FILE", default_value = "-")]
+        output: PathBuf,
+        /// Markdown, for pasting into a postmortem document, instead of HTML.
+        #[arg(long)]
+        markdown: bool,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Compare the label mix and the failing routes of two time windows of a
+    /// store (`--at T`: the window before T against the one after), or of two stores.
+    Diff {
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        /// A second store to compare against (the baseline is --store).
+        #[arg(long, value_name = "DIR")]
+        against: Option<PathBuf>,
+        /// The change (a deploy, say): compare [T - window, T) with [T, T + window).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Length of each window with --at.
+        #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration_ms)]
+        window: u64,
+        /// Markdown instead of a terminal table.
+        #[arg(long)]
+        markdown: bool,
     },
     /// List the format definitions that are loaded.
     Formats {

@@ -4,10 +4,12 @@ use crate::analysis::{self, Labelled, Options, RunInfo};
 use crate::correlate::ids;
 use crate::parse::time::TimeFormat;
 use crate::parse::Registry;
+use crate::query::TimeRange;
 use crate::report::summary::{self, Summary};
 use crate::report::{escape::terminal, jsonl, timeline};
 use crate::rules::{check_examples, Engine};
 use crate::serve::ServeOptions;
+use crate::store::{self, Store, StoreWriter};
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             paths,
             json,
             failures_only,
+            out: store_dir,
             since,
             until,
             sources,
@@ -33,7 +36,20 @@ pub fn run(cli: Cli) -> Result<i32> {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut summary = Summary::default();
             let mut write_error: Option<std::io::Error> = None;
+            let mut store = match &store_dir {
+                Some(dir) => Some(StoreWriter::create(
+                    dir,
+                    store::run_entry(&opts.paths, &engine, sources.window),
+                )?),
+                None => None,
+            };
+            let mut store_error: Option<anyhow::Error> = None;
             let info = analysis::run_with(&opts, &registry, &engine, &mut |l| {
+                if let (Some(s), None) = (store.as_mut(), &store_error) {
+                    if let Err(e) = s.add(l) {
+                        store_error = Some(e);
+                    }
+                }
                 if json {
                     if (!failures_only || l.request.failed) && write_error.is_none() {
                         if let Err(e) = writeln!(out, "{}", jsonl::request_json(l)) {
@@ -45,6 +61,21 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
             })?;
             drop(progress);
+            if let Some(e) = store_error {
+                return Err(e.context("cannot write the store"));
+            }
+            if let Some(s) = store {
+                let entry = s.finish()?;
+                eprintln!(
+                    "tracejoin: store {}: run {} wrote {} requests ({} failed) and {} events in {} hour partitions",
+                    store_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+                    entry.run,
+                    entry.requests,
+                    entry.failed,
+                    entry.events,
+                    entry.partitions.len()
+                );
+            }
             eprint!("{}", summary::render_errors(&info.files));
             match write_error {
                 // `tracejoin analyze --json | head` is not an error.
@@ -64,9 +95,119 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Timeline {
             id,
+            store: Some(dir),
+            json,
+            ..
+        } => {
+            let store = Store::open(&dir)?;
+            match store.lookup(&id)? {
+                Some(l) => {
+                    if json {
+                        println!("{}", jsonl::request_json(&l));
+                    } else {
+                        print!("{}", timeline::render(&l, &[]));
+                    }
+                    Ok(EXIT_OK)
+                }
+                None => {
+                    eprintln!(
+                        "tracejoin: no request in {} has the id {:?}",
+                        dir.display(),
+                        terminal(&id)
+                    );
+                    Ok(EXIT_FATAL)
+                }
+            }
+        }
+        Command::Query {
+            store,
+            sql,
+            format,
+            since,
+            until,
+        } => {
+            let store = Store::open(&store)?;
+            let range = TimeRange {
+                since: since.as_deref().map(parse_time).transpose()?,
+                until: until.as_deref().map(parse_time).transpose()?,
+            };
+            let mut df = crate::query::run(&store, &sql, range)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match crate::query::write(&mut df, format, &mut out).and_then(|()| Ok(out.flush()?)) {
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+                {
+                    Ok(EXIT_OK)
+                }
+                r => r.map(|()| EXIT_OK),
+            }
+        }
+        Command::Report {
+            store,
+            output,
+            markdown,
+            since,
+            until,
+        } => {
+            let store = Store::open(&store)?;
+            let range = TimeRange {
+                since: since.as_deref().map(parse_time).transpose()?,
+                until: until.as_deref().map(parse_time).transpose()?,
+            };
+            let data = crate::report::postmortem::gather(&store, range)?;
+            let text = if markdown {
+                crate::report::postmortem::markdown(&data)
+            } else {
+                crate::report::postmortem::html(&data)
+            };
+            if output.as_os_str() == "-" {
+                print!("{text}");
+            } else {
+                std::fs::write(&output, text)
+                    .with_context(|| format!("cannot write {}", output.display()))?;
+                eprintln!("tracejoin: wrote {}", output.display());
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Diff {
+            store,
+            against,
+            at,
+            window,
+            markdown,
+        } => {
+            let base = Store::open(&store)?;
+            let (before, after) = match (&against, &at) {
+                (Some(other), None) => {
+                    let other = Store::open(other)?;
+                    (
+                        crate::report::diff::Side::of(&base, TimeRange::default(), store.display().to_string())?,
+                        crate::report::diff::Side::of(&other, TimeRange::default(), other.dir.display().to_string())?,
+                    )
+                }
+                (None, Some(at)) => {
+                    let t = parse_time(at)?;
+                    let w = window as i64 * 1_000_000;
+                    let b = TimeRange { since: Some(t - w), until: Some(t) };
+                    let a = TimeRange { since: Some(t), until: Some(t + w) };
+                    (
+                        crate::report::diff::Side::of(&base, b, format!("before {at}"))?,
+                        crate::report::diff::Side::of(&base, a, format!("from {at}"))?,
+                    )
+                }
+                _ => return Err(anyhow!("give either --at TIME (two windows of one store) or --against DIR (two stores)")),
+            };
+            let d = crate::report::diff::Diff::new(before, after);
+            print!("{}", if markdown { d.markdown() } else { d.text() });
+            Ok(EXIT_OK)
+        }
+        Command::Timeline {
+            id,
             paths,
             json,
             sources,
+            ..
         } => {
             let opts = options(paths, &sources)?;
             let (registry, engine) = load(&sources)?;
@@ -109,6 +250,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             from_beginning,
             json,
             failures_only,
+            out,
             token,
             max_message_size,
             max_queued_events,
@@ -156,6 +298,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             opts.live.stats_every =
                 (stats_interval > 0).then(|| std::time::Duration::from_millis(stats_interval));
             opts.json = json;
+            opts.store = out;
             crate::serve::run(opts, registry, engine)
         }
         Command::Formats { parsers, verbose } => {

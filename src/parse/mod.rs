@@ -14,7 +14,7 @@ mod registry;
 mod stream;
 pub mod time;
 
-pub use registry::{Format, Registry};
+pub use registry::{intern, Format, Registry};
 pub use stream::{detect, parse_chunk, Chunk, FileReport, InputStream, LineError, Parsed};
 
 /// Definitions compiled into the binary: `(file name, TOML text)`.

@@ -402,7 +402,7 @@ impl Format {
 /// Leaks one copy of a name a definition declares (format and capture-group
 /// names): definitions are loaded once per process, and events then carry a
 /// plain `&'static str` instead of a reference count shared by every thread.
-fn intern(s: &str) -> &'static str {
+pub fn intern(s: &str) -> &'static str {
     Box::leak(s.to_string().into_boxed_str())
 }
 

@@ -22,8 +22,48 @@ pub fn terminal(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Makes text safe inside HTML element content and attribute values.
+pub fn html(s: &str) -> Cow<'_, str> {
+    if !s.contains(['<', '>', '&', '"', '\'']) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Makes text safe in a Markdown table cell: HTML is escaped (Markdown renders
+/// it), pipes and backticks cannot break the table, newlines become spaces.
+pub fn markdown_cell(s: &str) -> String {
+    html(s)
+        .replace('|', "\\|")
+        .replace('`', "\\`")
+        .replace(['\n', '\r'], " ")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn html_and_markdown_are_escaped() {
+        assert_eq!(
+            super::html("<script>alert('x')</script>&"),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;"
+        );
+        assert_eq!(
+            super::markdown_cell("a|b `c` <i>"),
+            "a\\|b \\`c\\` &lt;i&gt;"
+        );
+    }
+
     #[test]
     fn escape_sequences_are_neutralised() {
         assert_eq!(super::terminal("ok"), "ok");

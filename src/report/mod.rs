@@ -2,7 +2,9 @@
 //! and the rendered timeline of one request. Log text is escaped here, in one
 //! place, before it reaches a terminal.
 
+pub mod diff;
 pub mod escape;
 pub mod jsonl;
+pub mod postmortem;
 pub mod summary;
 pub mod timeline;

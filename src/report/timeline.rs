@@ -11,7 +11,7 @@ use std::fmt::Write;
 /// Skew below this is network latency, not a clock problem: not corrected.
 pub const SKEW_SHOWN_MS: f64 = 50.0;
 
-fn describe(e: &Event) -> String {
+pub fn describe(e: &Event) -> String {
     match e.source() {
         Source::Gateway => {
             let mut s = format!(

@@ -9,6 +9,7 @@ use crate::correlate::{Closed, Correlator, LiveLimits, SkewEstimator, WindowStat
 use crate::report::jsonl;
 use crate::report::summary::Summary;
 use crate::rules::Engine;
+use crate::store::StoreWriter;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
@@ -25,6 +26,8 @@ pub struct LiveOptions {
     pub infer_joins: bool,
     /// Every this often, one summary line on stderr (`None`: never).
     pub stats_every: Option<Duration>,
+    /// How often emitted requests are written to the store (`--out`).
+    pub store_every: Duration,
 }
 
 /// What the pipeline has seen when it stops.
@@ -47,7 +50,10 @@ pub fn run(
     counters: &Counters,
     opts: &LiveOptions,
     mut out: Option<Box<dyn Write + Send>>,
+    mut store: Option<StoreWriter>,
 ) -> Finished {
+    let mut store_error: Option<anyhow::Error> = None;
+    let mut last_store = Instant::now();
     let mut corr = Correlator::new(opts.window_ms).live(opts.limits);
     if opts.infer_joins {
         corr = corr.with_inferred_joins();
@@ -69,6 +75,12 @@ pub fn run(
             for l in labelled.drain(..).flatten() {
                 skew.add(&l.request);
                 summary.add(&l);
+                if let (Some(s), None) = (store.as_mut(), &store_error) {
+                    if let Err(e) = s.add(&l) {
+                        eprintln!("tracejoin: cannot write the store: {e:#}; no more requests go to it");
+                        store_error = Some(e);
+                    }
+                }
                 Counters::add(&counters.emitted, 1);
                 if l.request.failed {
                     Counters::add(&counters.failed, 1);
@@ -118,6 +130,15 @@ pub fn run(
             if let Some(every) = opts.stats_every {
                 stats.maybe_print(every, counters, &summary);
             }
+            if last_store.elapsed() >= opts.store_every {
+                last_store = Instant::now();
+                if let (Some(s), None) = (store.as_mut(), &store_error) {
+                    if let Err(e) = s.flush_all() {
+                        eprintln!("tracejoin: cannot write the store: {e:#}; no more requests go to it");
+                        store_error = Some(e);
+                    }
+                }
+            }
         }
     }
     // Sources have stopped; whatever they queued before the shutdown is in
@@ -126,6 +147,15 @@ pub fn run(
     emit(&mut closed, &corr, &mut summary, &mut out);
     if opts.stats_every.is_some() {
         stats.print(counters, &summary);
+    }
+    if let (Some(s), None) = (store, &store_error) {
+        match s.finish() {
+            Ok(e) => eprintln!(
+                "tracejoin: store: run {} holds {} requests ({} failed)",
+                e.run, e.requests, e.failed
+            ),
+            Err(e) => eprintln!("tracejoin: cannot write the store: {e:#}"),
+        }
     }
     Finished {
         summary,

@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub live: live::LiveOptions,
     /// `-` for stdout.
     pub json: Option<PathBuf>,
+    /// The Parquet store to append emitted requests to.
+    pub store: Option<PathBuf>,
 }
 
 impl ServeOptions {
@@ -63,8 +65,10 @@ impl ServeOptions {
                 failures_only: false,
                 infer_joins: false,
                 stats_every: Some(Duration::from_secs(10)),
+                store_every: Duration::from_secs(60),
             },
             json: None,
+            store: None,
         }
     }
 }
@@ -91,6 +95,16 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32
         Some(p) => Some(Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ))),
+    };
+    let store = match &opts.store {
+        None => None,
+        Some(dir) => {
+            // A live run is its own run: it appends, and never replaces another.
+            let mut entry = crate::store::run_entry(&[], &engine, opts.live.window_ms);
+            entry.run = format!("live{:x}", live::now_ns() / 1_000_000);
+            entry.inputs = Vec::new();
+            Some(crate::store::StoreWriter::create(dir, entry)?)
+        }
     };
     let json_on_stdout = opts.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
 

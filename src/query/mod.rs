@@ -1,0 +1,87 @@
+//! `tracejoin query`: SQL (polars SQL) over the store's `requests` and
+//! `events` tables, with optional time bounds applied before the query (and
+//! pushed down to the partitions), printed as a table, CSV or JSON lines.
+
+use crate::store::Store;
+use anyhow::{anyhow, Result};
+use polars::prelude::*;
+use polars::sql::SQLContext;
+use std::io::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Time bounds in UTC nanoseconds: requests by `start`, events by `ts`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeRange {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+impl TimeRange {
+    fn apply(&self, lf: LazyFrame, column: &str) -> LazyFrame {
+        let t = |ns: i64| lit(ns).cast(DataType::Datetime(TimeUnit::Nanoseconds, None));
+        let mut lf = lf;
+        if let Some(s) = self.since {
+            lf = lf.filter(col(column).gt_eq(t(s)));
+        }
+        if let Some(u) = self.until {
+            lf = lf.filter(col(column).lt(t(u)));
+        }
+        lf
+    }
+}
+
+/// The SQL context with both tables registered, bounded by `range`.
+pub fn context(store: &Store, range: TimeRange) -> Result<SQLContext> {
+    let ctx = SQLContext::new();
+    ctx.register("requests", range.apply(store.table("requests")?, "start"));
+    ctx.register("events", range.apply(store.table("events")?, "ts"));
+    Ok(ctx)
+}
+
+/// Runs one query; a bad query is an error with polars' message (which
+/// names the token and position for syntax errors).
+pub fn run(store: &Store, sql: &str, range: TimeRange) -> Result<DataFrame> {
+    let mut ctx = context(store, range)?;
+    let lf = ctx
+        .execute(sql)
+        .map_err(|e| anyhow!("bad query: {}", clean(&e)))?;
+    lf.collect()
+        .map_err(|e| anyhow!("query failed: {}", clean(&e)))
+}
+
+fn clean(e: &PolarsError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+pub fn write(df: &mut DataFrame, format: OutputFormat, out: &mut dyn Write) -> Result<()> {
+    match format {
+        OutputFormat::Table => {
+            // Every row and column, full cell text: this output is read, not skimmed.
+            // SAFETY: set before any other thread reads the environment (single-threaded CLI start).
+            unsafe {
+                std::env::set_var("POLARS_FMT_MAX_ROWS", "-1");
+                std::env::set_var("POLARS_FMT_MAX_COLS", "-1");
+                std::env::set_var("POLARS_FMT_STR_LEN", "200");
+                std::env::set_var("POLARS_FMT_TABLE_HIDE_DATAFRAME_SHAPE_INFORMATION", "1");
+                std::env::set_var("POLARS_FMT_TABLE_HIDE_COLUMN_DATA_TYPES", "1");
+            }
+            writeln!(out, "{df}")?;
+            writeln!(out, "({} rows)", df.height())?;
+        }
+        OutputFormat::Csv => {
+            CsvWriter::new(&mut *out).finish(df)?;
+        }
+        OutputFormat::Json => {
+            JsonWriter::new(&mut *out)
+                .with_json_format(JsonFormat::JsonLines)
+                .finish(df)?;
+        }
+    }
+    Ok(())
+}

@@ -420,7 +420,14 @@ fn shutdown_mid_stream_emits_every_accepted_span() {
     let store = dir.path().join("store");
     let serve = Serve::start(
         dir.path(),
-        &["--window", "30s", "--grpc", "off", "--out", store.to_str().unwrap()],
+        &[
+            "--window",
+            "30s",
+            "--grpc",
+            "off",
+            "--out",
+            store.to_str().unwrap(),
+        ],
     );
     let url = format!("{}/v1/traces", serve.http);
     let accepted = Arc::new(Mutex::new(Vec::<String>::new()));

@@ -19,13 +19,29 @@ fn analyze_json(dir: &Path) -> Vec<Value> {
 }
 
 fn write_store(inputs: &Path, store: &Path) {
-    let out = tracejoin(&["analyze", inputs.to_str().unwrap(), "--out", store.to_str().unwrap()]);
+    let out = tracejoin(&[
+        "analyze",
+        inputs.to_str().unwrap(),
+        "--out",
+        store.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("tracejoin: store"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tracejoin: store"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 fn query(store: &Path, sql: &str) -> Vec<Value> {
-    let out = tracejoin(&["query", "--store", store.to_str().unwrap(), "--format", "json", sql]);
+    let out = tracejoin(&[
+        "query",
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+        sql,
+    ]);
     assert!(out.status.success(), "{sql}: {}", stderr(&out));
     stdout(&out)
         .lines()
@@ -53,7 +69,9 @@ fn sql_over_the_store_agrees_with_analyze_and_joins_requests_to_their_evidence()
     // Counts by label equal what analyze says.
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for l in lines.iter().filter(|l| l["failed"] == true) {
-        *expected.entry(l["label"].as_str().unwrap().to_string()).or_default() += 1;
+        *expected
+            .entry(l["label"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     let rows = query(
         store.path(),
@@ -61,14 +79,29 @@ fn sql_over_the_store_agrees_with_analyze_and_joins_requests_to_their_evidence()
     );
     let got: BTreeMap<String, u64> = rows
         .iter()
-        .map(|r| (r["label"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["label"].as_str().unwrap().to_string(),
+                r["n"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(got, expected);
-    assert_eq!(got.values().sum::<u64>(), 132, "the bundled incident's failures");
-    let total = query(store.path(), "SELECT count(*) AS n, sum(events) AS e FROM requests");
+    assert_eq!(
+        got.values().sum::<u64>(),
+        132,
+        "the bundled incident's failures"
+    );
+    let total = query(
+        store.path(),
+        "SELECT count(*) AS n, sum(events) AS e FROM requests",
+    );
     assert_eq!(total[0]["n"], lines.len());
     let events = query(store.path(), "SELECT count(*) AS n FROM events");
-    assert_eq!(events[0]["n"], total[0]["e"], "every event of every request is stored");
+    assert_eq!(
+        events[0]["n"], total[0]["e"],
+        "every event of every request is stored"
+    );
 
     // requests ⋈ events gives the evidence lines of each verdict.
     let joined = query(
@@ -78,7 +111,10 @@ fn sql_over_the_store_agrees_with_analyze_and_joins_requests_to_their_evidence()
          WHERE r.rule = 'backend-dependency-failure' ORDER BY r.request_id",
     );
     let mut checked = 0;
-    for l in lines.iter().filter(|l| l["rule"] == "backend-dependency-failure") {
+    for l in lines
+        .iter()
+        .filter(|l| l["rule"] == "backend-dependency-failure")
+    {
         let rid = l["request_id"].as_str().unwrap();
         let origins: Vec<&str> = joined
             .iter()
@@ -88,7 +124,9 @@ fn sql_over_the_store_agrees_with_analyze_and_joins_requests_to_their_evidence()
         for ev in l["evidence"].as_array().unwrap() {
             let origin = ev["origin"].as_str().unwrap();
             assert!(
-                origins.iter().any(|o| o == &origin || o.starts_with(&format!("{origin}#"))),
+                origins
+                    .iter()
+                    .any(|o| o == &origin || o.starts_with(&format!("{origin}#"))),
                 "{rid}: evidence {origin} not among its events {origins:?}"
             );
             checked += 1;
@@ -103,8 +141,14 @@ fn sql_over_the_store_agrees_with_analyze_and_joins_requests_to_their_evidence()
     );
     assert_eq!(late[0]["n"], lines.len());
     let out = tracejoin(&[
-        "query", "--store", store.path().to_str().unwrap(), "--format", "csv",
-        "--since", "2026-11-25T21:09:41Z", "SELECT count(*) AS n FROM requests",
+        "query",
+        "--store",
+        store.path().to_str().unwrap(),
+        "--format",
+        "csv",
+        "--since",
+        "2026-11-25T21:09:41Z",
+        "SELECT count(*) AS n FROM requests",
     ]);
     let n: usize = stdout(&out).lines().nth(1).unwrap().parse().unwrap();
     let after = lines
@@ -126,12 +170,19 @@ fn bad_sql_is_a_clear_error_not_a_panic() {
         let out = tracejoin(&["query", "--store", store.path().to_str().unwrap(), sql]);
         assert_eq!(out.status.code(), Some(2), "{sql}");
         let err = stderr(&out);
-        assert!(err.contains("tracejoin: error:") && err.contains(says), "{sql}: {err}");
+        assert!(
+            err.contains("tracejoin: error:") && err.contains(says),
+            "{sql}: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
     let out = tracejoin(&["query", "--store", "/nonexistent", "SELECT 1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not a tracejoin store"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a tracejoin store"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -141,8 +192,14 @@ fn rewriting_a_run_is_idempotent_and_a_new_time_range_adds_partitions() {
     write_store(inputs.path(), store.path());
     let files = parquet_files(store.path());
     write_store(inputs.path(), store.path());
-    assert_eq!(parquet_files(store.path()), files, "same inputs, same files");
-    let n = query(store.path(), "SELECT count(*) AS n FROM requests")[0]["n"].as_u64().unwrap();
+    assert_eq!(
+        parquet_files(store.path()),
+        files,
+        "same inputs, same files"
+    );
+    let n = query(store.path(), "SELECT count(*) AS n FROM requests")[0]["n"]
+        .as_u64()
+        .unwrap();
     assert_eq!(n, 300);
 
     // Two hours later: the same gateway log shifted in time (and given new ids).
@@ -153,20 +210,35 @@ fn rewriting_a_run_is_idempotent_and_a_new_time_range_adds_partitions() {
         .map(|l| {
             let (head, msec) = l.rsplit_once("msec=").unwrap();
             let t: f64 = msec.parse().unwrap();
-            format!("{}msec={:.3}\n", head.replace("rid=", "rid=later").replace(":21:0", ":23:0"), t + 7200.0)
+            format!(
+                "{}msec={:.3}\n",
+                head.replace("rid=", "rid=later").replace(":21:0", ":23:0"),
+                t + 7200.0
+            )
         })
         .collect();
     std::fs::write(later.path().join("access.log"), shifted).unwrap();
     write_store(later.path(), store.path());
-    assert!(store.path().join("requests/date=2026-11-25/hour=23").is_dir());
-    let by_hour = query(store.path(), "SELECT hour, count(*) AS n FROM requests GROUP BY hour ORDER BY hour");
+    assert!(store
+        .path()
+        .join("requests/date=2026-11-25/hour=23")
+        .is_dir());
+    let by_hour = query(
+        store.path(),
+        "SELECT hour, count(*) AS n FROM requests GROUP BY hour ORDER BY hour",
+    );
     assert_eq!(by_hour.len(), 2, "{by_hour:?}");
     assert_eq!(by_hour[0]["n"], 300);
     let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(store.path().join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(store.path().join("manifest.json")).unwrap())
+            .unwrap();
     assert_eq!(manifest["schema_version"], 1);
     let runs = manifest["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2, "one entry per run, the rewritten one replaced");
+    assert_eq!(
+        runs.len(),
+        2,
+        "one entry per run, the rewritten one replaced"
+    );
     assert_eq!(runs[0]["rules"].as_array().unwrap().len(), 29);
     assert_eq!(runs[0]["rule_pack_hash"].as_str().unwrap().len(), 64);
     assert_eq!(runs[0]["inputs"].as_array().unwrap().len(), 5);
@@ -181,26 +253,62 @@ fn timeline_from_the_store_matches_timeline_from_the_files() {
     // A request with spans, a backend line and a verdict, found by its trace id.
     let l = lines
         .iter()
-        .find(|l| l["rule"] == "backend-dependency-failure" && l["sources"].as_array().unwrap().len() >= 3)
+        .find(|l| {
+            l["rule"] == "backend-dependency-failure" && l["sources"].as_array().unwrap().len() >= 3
+        })
         .unwrap();
     let trace = l["trace_id"].as_str().unwrap();
-    let from_store = tracejoin(&["timeline", trace, "--store", store.path().to_str().unwrap(), "--json"]);
+    let from_store = tracejoin(&[
+        "timeline",
+        trace,
+        "--store",
+        store.path().to_str().unwrap(),
+        "--json",
+    ]);
     assert!(from_store.status.success(), "{}", stderr(&from_store));
     let s: Value = serde_json::from_str(stdout(&from_store).trim()).unwrap();
-    for k in ["request_id", "trace_id", "ids", "label", "rule", "explanation", "evidence", "events", "sources", "status", "start", "flags"] {
+    for k in [
+        "request_id",
+        "trace_id",
+        "ids",
+        "label",
+        "rule",
+        "explanation",
+        "evidence",
+        "events",
+        "sources",
+        "status",
+        "start",
+        "flags",
+    ] {
         assert_eq!(s[k], l[k], "{k}");
     }
-    let text = tracejoin(&["timeline", l["request_id"].as_str().unwrap(), "--store", store.path().to_str().unwrap()]);
+    let text = tracejoin(&[
+        "timeline",
+        l["request_id"].as_str().unwrap(),
+        "--store",
+        store.path().to_str().unwrap(),
+    ]);
     let text = stdout(&text);
-    assert!(text.contains("verdict: upstream (rule backend-dependency-failure)"), "{text}");
+    assert!(
+        text.contains("verdict: upstream (rule backend-dependency-failure)"),
+        "{text}"
+    );
     assert!(text.contains("spans:"), "the waterfall: {text}");
-    let missing = tracejoin(&["timeline", "no-such-id", "--store", store.path().to_str().unwrap()]);
+    let missing = tracejoin(&[
+        "timeline",
+        "no-such-id",
+        "--store",
+        store.path().to_str().unwrap(),
+    ]);
     assert_eq!(missing.status.code(), Some(2));
 }
 
 #[test]
 fn duckdb_reads_the_store_as_it_is() {
-    let Some(python) = common::realstack_python() else { return };
+    let Some(python) = common::realstack_python() else {
+        return;
+    };
     let inputs = sample_logs_copy(&[]);
     let store = tempfile::tempdir().unwrap();
     write_store(inputs.path(), store.path());
@@ -208,22 +316,35 @@ fn duckdb_reads_the_store_as_it_is() {
         "import duckdb, json\n\
          d = '{}'\n\
          r = duckdb.sql(f\"SELECT label, count(*) FROM read_parquet('{{d}}/requests/**/*.parquet', hive_partitioning=true) WHERE failed GROUP BY label ORDER BY label\").fetchall()\n\
-         e = duckdb.sql(f\"SELECT count(*) FROM read_parquet('{{d}}/events/**/*.parquet', hive_partitioning=true) e JOIN read_parquet('{{d}}/requests/**/*.parquet', hive_partitioning=true) r USING (request_key) WHERE r.label = 'upstream' AND e.source = 'span'\").fetchone()\n\
+         e = duckdb.sql(f\"SELECT count(*) FROM read_parquet('{{d}}/events/**/*.parquet', hive_partitioning=true) e JOIN read_parquet('{{d}}/requests/**/*.parquet', hive_partitioning=true) r USING (request_key) WHERE r.label = 'upstream' AND e.source = 'span'\").fetchall()[0]\n\
          h = duckdb.sql(f\"SELECT DISTINCT date, hour, typeof(start) FROM read_parquet('{{d}}/requests/**/*.parquet', hive_partitioning=true)\").fetchall()\n\
          print(json.dumps({{'labels': dict(r), 'upstream_spans': e[0], 'hive': [str(x) for x in h[0]]}}))\n",
         store.path().display()
     );
-    let out = std::process::Command::new(python).args(["-c", &script]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = query(store.path(), "SELECT label, count(*) AS n FROM requests WHERE failed GROUP BY label");
+    let rows = query(
+        store.path(),
+        "SELECT label, count(*) AS n FROM requests WHERE failed GROUP BY label",
+    );
     for r in rows {
         assert_eq!(v["labels"][r["label"].as_str().unwrap()], r["n"], "{v}");
     }
     assert!(v["upstream_spans"].as_u64().unwrap() > 10, "{v}");
     assert_eq!(v["hive"][0], "2026-11-25");
     assert_eq!(v["hive"][1], "21");
-    assert!(v["hive"][2].as_str().unwrap().starts_with("TIMESTAMP"), "{v}");
+    assert!(
+        v["hive"][2].as_str().unwrap().starts_with("TIMESTAMP"),
+        "{v}"
+    );
 }
 
 /// The incident plus one failed request whose path carries markup.
@@ -241,19 +362,64 @@ fn the_markdown_report_and_diff_answer_the_postmortem_questions() {
     let inputs = incident_with_markup();
     let store = tempfile::tempdir().unwrap();
     write_store(inputs.path(), store.path());
-    let out = tracejoin(&["report", "--store", store.path().to_str().unwrap(), "--markdown"]);
+    let out = tracejoin(&[
+        "report",
+        "--store",
+        store.path().to_str().unwrap(),
+        "--markdown",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let md = stdout(&out);
     assert!(md.contains("301 requests, **133 failed"), "{md}");
     assert!(md.contains("| auth | 48 |"), "{md}");
-    assert!(md.contains("&lt;script&gt;") && !md.contains("<script>"), "markup escaped: {md}");
-    let out = tracejoin(&["diff", "--store", store.path().to_str().unwrap(), "--at", "2026-11-25T21:09:40Z", "--window", "10m"]);
+    // Markup is escaped in the text (Markdown renders HTML); inside fenced blocks it is literal.
+    let prose: String = md.split("```").step_by(2).collect();
+    assert!(
+        prose.contains("&lt;script&gt;") && !prose.contains("<script>"),
+        "markup escaped: {md}"
+    );
+    let out = tracejoin(&[
+        "diff",
+        "--store",
+        store.path().to_str().unwrap(),
+        "--at",
+        "2026-11-25T21:09:40Z",
+        "--window",
+        "10m",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let d = stdout(&out);
     // The incident starts at 21:09:40: the healthy baseline has no failures... of these kinds.
-    let before: u64 = d.lines().next().unwrap().split(", ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-    let after: u64 = d.lines().nth(1).unwrap().split(", ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-    let total = query(store.path(), "SELECT count(*) AS n FROM requests WHERE failed")[0]["n"].as_u64().unwrap();
+    let before: u64 = d
+        .lines()
+        .next()
+        .unwrap()
+        .split(", ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let after: u64 = d
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(", ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let total = query(
+        store.path(),
+        "SELECT count(*) AS n FROM requests WHERE failed",
+    )[0]["n"]
+        .as_u64()
+        .unwrap();
     assert_eq!(before + after, total, "{d}");
     assert!(d.contains("upstream"), "{d}");
 }
@@ -275,20 +441,39 @@ fn the_html_report_renders_in_chromium_with_its_charts_and_escaped_log_text() {
     let store = tempfile::tempdir().unwrap();
     write_store(inputs.path(), store.path());
     let html = store.path().join("report.html");
-    let out = tracejoin(&["report", "--store", store.path().to_str().unwrap(), "-o", html.to_str().unwrap()]);
+    let out = tracejoin(&[
+        "report",
+        "--store",
+        store.path().to_str().unwrap(),
+        "-o",
+        html.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(!page.contains("http://") && !page.contains("https://"), "self-contained");
-    assert!(!page.contains("<script"), "no script at all, and log text escaped");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "self-contained"
+    );
+    assert!(
+        !page.contains("<script"),
+        "no script at all, and log text escaped"
+    );
 
     let profile = tempfile::tempdir().unwrap();
     let shot = repo().join("target/report-screenshot.png");
     let run = |extra: &[&str]| {
         std::process::Command::new(chromium)
             .args([
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--enable-logging=stderr", "--v=0",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--enable-logging=stderr",
+                "--v=0",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(extra)
@@ -297,19 +482,41 @@ fn the_html_report_renders_in_chromium_with_its_charts_and_escaped_log_text() {
             .unwrap()
     };
     let dom = run(&["--dump-dom"]);
-    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let dom_text = String::from_utf8_lossy(&dom.stdout);
     let log = String::from_utf8_lossy(&dom.stderr);
-    assert!(!log.contains("CONSOLE") && !log.contains("Uncaught"), "console errors: {log}");
+    assert!(
+        !log.contains("CONSOLE") && !log.contains("Uncaught"),
+        "console errors: {log}"
+    );
     // Chromium parsed it: the chart is an SVG with one bar per label and bucket.
-    assert!(dom_text.contains("<svg id=\"failures-over-time\""), "{dom_text}");
+    assert!(
+        dom_text.contains("<svg id=\"failures-over-time\""),
+        "{dom_text}"
+    );
     assert!(dom_text.matches("class=\"bar\"").count() >= 10);
-    assert!(dom_text.matches("class=\"waterfall\"").count() >= 10, "example timelines");
+    assert!(
+        dom_text.matches("class=\"waterfall\"").count() >= 10,
+        "example timelines"
+    );
     assert!(dom_text.contains("<table id=\"rules\""));
     // The path with markup is text in the DOM, not an element.
-    assert!(dom_text.contains("/v1/&lt;script&gt;alert('x')&lt;/script&gt;"), "escaped text");
+    assert!(
+        dom_text.contains("/v1/&lt;script&gt;alert('x')&lt;/script&gt;"),
+        "escaped text"
+    );
     assert!(!dom_text.contains("<script>alert"), "never an element");
-    let png = run(&[&format!("--screenshot={}", shot.display()), "--window-size=1200,2400"]);
+    let png = run(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1200,2400",
+    ]);
     assert!(png.status.success());
-    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a screenshot was taken");
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a screenshot was taken"
+    );
 }

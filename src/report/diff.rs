@@ -60,6 +60,9 @@ impl Side {
     }
 }
 
+/// (route, before (requests, failed), after (requests, failed), change in points)
+pub type RouteChange = (String, (u64, u64), (u64, u64), f64);
+
 pub struct Diff {
     pub before: Side,
     pub after: Side,
@@ -94,7 +97,7 @@ impl Diff {
 
     /// Routes seen on both sides whose failure rate moved most: (route,
     /// before failed/requests, after failed/requests, change in points).
-    pub fn route_rows(&self) -> Vec<(String, (u64, u64), (u64, u64), f64)> {
+    pub fn route_rows(&self) -> Vec<RouteChange> {
         let mut rows: Vec<_> = self
             .before
             .routes

@@ -272,7 +272,7 @@ fn chart(d: &Data) -> String {
         .max(1) as f64;
     let bw = (w - left) / n;
     let mut s = format!(
-        "<svg id=\"failures-over-time\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\" role=\"img\" aria-label=\"failures over time by label\">"
+        "<svg id=\"failures-over-time\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\" role=\"img\" aria-label=\"failures over time by label\">"
     );
     let plot = hgt - bottom;
     let _ = write!(
@@ -390,7 +390,10 @@ fn example(l: &Labelled) -> String {
         h(v.map(|v| v.rule.as_str()).unwrap_or("-")),
         h(v.map(|v| v.explanation.as_str()).unwrap_or("")),
     );
-    let _ = write!(s, "<svg class=\"waterfall\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{hgt}\">");
+    let _ = write!(
+        s,
+        "<svg class=\"waterfall\" width=\"{w}\" height=\"{hgt}\">"
+    );
     for (i, e) in r.events.iter().enumerate() {
         let y = 10.0 + i as f64 * row;
         let t = e.ts.unwrap_or(start);
@@ -623,12 +626,9 @@ pub fn markdown(d: &Data) -> String {
     let _ = writeln!(s, "### Example timelines\n");
     for (li, ls) in &d.examples {
         for l in ls.iter().take(1) {
-            let _ = writeln!(
-                s,
-                "**{}**\n\n```\n{}```\n",
-                LABELS[*li].0,
-                super::timeline::render(l, &[])
-            );
+            // Text in a fenced block is shown literally; only a fence inside could end it.
+            let text = super::timeline::render(l, &[]).replace("```", "'''");
+            let _ = writeln!(s, "**{}**\n\n```\n{text}```\n", LABELS[*li].0);
         }
     }
     if let Some(r) = d.runs.last() {

@@ -50,9 +50,9 @@ pub fn run(
     counters: &Counters,
     opts: &LiveOptions,
     mut out: Option<Box<dyn Write + Send>>,
-    mut store: Option<StoreWriter>,
+    store: Option<StoreWriter>,
 ) -> Finished {
-    let mut store_error: Option<anyhow::Error> = None;
+    let mut store = StoreSink(store);
     let mut last_store = Instant::now();
     let mut corr = Correlator::new(opts.window_ms).live(opts.limits);
     if opts.infer_joins {
@@ -69,18 +69,14 @@ pub fn run(
     let mut emit = |closed: &mut Vec<Closed>,
                     corr: &Correlator,
                     summary: &mut Summary,
-                    out: &mut Option<Box<dyn Write + Send>>| {
+                    out: &mut Option<Box<dyn Write + Send>>,
+                    store: &mut StoreSink| {
         if !closed.is_empty() {
             label_closed(engine, closed, &keep, &mut labelled);
             for l in labelled.drain(..).flatten() {
                 skew.add(&l.request);
                 summary.add(&l);
-                if let (Some(s), None) = (store.as_mut(), &store_error) {
-                    if let Err(e) = s.add(&l) {
-                        eprintln!("tracejoin: cannot write the store: {e:#}; no more requests go to it");
-                        store_error = Some(e);
-                    }
-                }
+                store.with(|s| s.add(&l));
                 Counters::add(&counters.emitted, 1);
                 if l.request.failed {
                     Counters::add(&counters.failed, 1);
@@ -126,29 +122,24 @@ pub fn run(
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             corr.close_idle(now_ns(), &mut closed);
-            emit(&mut closed, &corr, &mut summary, &mut out);
+            emit(&mut closed, &corr, &mut summary, &mut out, &mut store);
             if let Some(every) = opts.stats_every {
                 stats.maybe_print(every, counters, &summary);
             }
             if last_store.elapsed() >= opts.store_every {
                 last_store = Instant::now();
-                if let (Some(s), None) = (store.as_mut(), &store_error) {
-                    if let Err(e) = s.flush_all() {
-                        eprintln!("tracejoin: cannot write the store: {e:#}; no more requests go to it");
-                        store_error = Some(e);
-                    }
-                }
+                store.with(StoreWriter::flush_all);
             }
         }
     }
     // Sources have stopped; whatever they queued before the shutdown is in
     // the channel ahead of it and was taken above.
     corr.close_all(&mut closed);
-    emit(&mut closed, &corr, &mut summary, &mut out);
+    emit(&mut closed, &corr, &mut summary, &mut out, &mut store);
     if opts.stats_every.is_some() {
         stats.print(counters, &summary);
     }
-    if let (Some(s), None) = (store, &store_error) {
+    if let Some(s) = store.0 {
         match s.finish() {
             Ok(e) => eprintln!(
                 "tracejoin: store: run {} holds {} requests ({} failed)",
@@ -162,6 +153,21 @@ pub fn run(
         window: corr.stats,
         skew: skew.finish(),
         write_error,
+    }
+}
+
+/// The store, if any; after a write error it is dropped (said once on stderr)
+/// and the JSON output and summary go on.
+struct StoreSink(Option<StoreWriter>);
+
+impl StoreSink {
+    fn with(&mut self, f: impl FnOnce(&mut StoreWriter) -> anyhow::Result<()>) {
+        if let Some(s) = self.0.as_mut() {
+            if let Err(e) = f(s) {
+                eprintln!("tracejoin: cannot write the store: {e:#}; no more requests go to it");
+                self.0 = None;
+            }
+        }
     }
 }
 

@@ -151,7 +151,7 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32
         let live = opts.live;
         std::thread::Builder::new()
             .name("tracejoin-pipeline".into())
-            .spawn(move || live::run(outlet, &engine, &counters, &live, out))?
+            .spawn(move || live::run(outlet, &engine, &counters, &live, out, store))?
     };
     let stop = Arc::new(AtomicBool::new(false));
     let follower = (!opts.follow.patterns.is_empty())

@@ -127,10 +127,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             until,
         } => {
             let store = Store::open(&store)?;
-            let range = TimeRange {
-                since: since.as_deref().map(parse_time).transpose()?,
-                until: until.as_deref().map(parse_time).transpose()?,
-            };
+            let range = time_range(since.as_deref(), until.as_deref())?;
             let mut df = crate::query::run(&store, &sql, range)?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             match crate::query::write(&mut df, format, &mut out).and_then(|()| Ok(out.flush()?)) {
@@ -151,10 +148,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             until,
         } => {
             let store = Store::open(&store)?;
-            let range = TimeRange {
-                since: since.as_deref().map(parse_time).transpose()?,
-                until: until.as_deref().map(parse_time).transpose()?,
-            };
+            let range = time_range(since.as_deref(), until.as_deref())?;
             let data = crate::report::postmortem::gather(&store, range)?;
             let text = if markdown {
                 crate::report::postmortem::markdown(&data)
@@ -411,6 +405,13 @@ fn address(spec: &str, host: Option<&str>, flag: &str) -> Result<Option<std::net
         .and_then(|mut a| a.next())
         .map(Some)
         .ok_or_else(|| anyhow!("{flag} {spec:?}: expected HOST:PORT (e.g. 127.0.0.1:4317) or off"))
+}
+
+fn time_range(since: Option<&str>, until: Option<&str>) -> Result<TimeRange> {
+    Ok(TimeRange {
+        since: since.map(parse_time).transpose()?,
+        until: until.map(parse_time).transpose()?,
+    })
 }
 
 fn parse_time(s: &str) -> Result<i64> {

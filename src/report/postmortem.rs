@@ -63,6 +63,15 @@ pub struct Data {
     pub examples: Vec<(usize, Vec<Labelled>)>,
 }
 
+impl Data {
+    fn first_failure(&self, label: usize) -> Option<&FirstFailure> {
+        self.first_failures
+            .iter()
+            .find(|(i, _)| *i == label)
+            .map(|(_, f)| f)
+    }
+}
+
 fn str_col(df: &DataFrame, c: &str) -> Result<Vec<Option<String>>> {
     let ca = df.column(c)?.str()?;
     Ok((0..ca.len())
@@ -465,11 +474,7 @@ pub fn html(d: &Data) -> String {
         if d.labels[li] == 0 {
             continue;
         }
-        let ff = d
-            .first_failures
-            .iter()
-            .find(|(i, _)| *i == li)
-            .map(|(_, f)| f);
+        let ff = d.first_failure(li);
         let _ = write!(
             s,
             "<tr><td><span class=\"sw\" style=\"background:{c}\"></span>{l}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}<br>{}</td><td>{}</td></tr>",
@@ -563,11 +568,7 @@ pub fn markdown(d: &Data) -> String {
         if d.labels[li] == 0 {
             continue;
         }
-        let ff = d
-            .first_failures
-            .iter()
-            .find(|(i, _)| *i == li)
-            .map(|(_, f)| f);
+        let ff = d.first_failure(li);
         let _ = writeln!(
             s,
             "| {l} | {} | {} | {} | `{}` {} | {} |",

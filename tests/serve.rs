@@ -392,7 +392,14 @@ fn a_gateway_line_after_its_spans_joins_them_and_a_late_one_re_emits_the_request
     }
     append(&gw, &gateway_line("gw-late", t2, "/v1/orders/2", 502));
     assert!(serve.wait_for("amended 1", 10), "{}", serve.log());
-    let (live, _) = serve.stop();
+    let (live, log) = serve.stop();
+    // The summary counts the request once, at its latest revision.
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(" received "))
+        .unwrap();
+    assert!(last.contains("emitted 3, failed 2 [upstream 2]"), "{last}");
 
     let early: Vec<&Value> = live.iter().filter(|v| v["trace_id"] == t1).collect();
     assert_eq!(early.len(), 1, "one request, emitted once");

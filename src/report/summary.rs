@@ -32,6 +32,26 @@ fn bump(m: &mut HashMap<String, usize>, key: Option<&str>) {
     }
 }
 
+fn unbump(m: &mut HashMap<String, usize>, key: Option<&str>) {
+    let key = key.unwrap_or("-");
+    if let Some(n) = m.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            m.remove(key);
+        }
+    }
+}
+
+/// What one request added to a [`Summary`], so that a later revision of the
+/// same request (live mode) can take it back before it adds its own.
+#[derive(Debug, Clone)]
+pub struct Contribution {
+    multi_event: bool,
+    flags: Vec<&'static str>,
+    /// (label, rule, route, service, upstream, consumer) when it failed.
+    failed: Option<[Option<String>; 6]>,
+}
+
 #[derive(Debug, Default)]
 pub struct Summary {
     pub total: usize,
@@ -42,7 +62,36 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn add(&mut self, l: &Labelled) {
+    /// Takes back what [`Summary::add`] added for an earlier revision of a request.
+    pub fn remove(&mut self, c: &Contribution) {
+        self.total -= 1;
+        if c.multi_event {
+            self.multi_event -= 1;
+        }
+        for f in &c.flags {
+            if let Some(n) = self.flags.get_mut(f) {
+                *n -= 1;
+            }
+        }
+        let Some([label, rule, route, service, upstream, consumer]) = &c.failed else {
+            return;
+        };
+        self.failed -= 1;
+        let label = label.clone().unwrap_or_default();
+        if let Some(s) = self.labels.get_mut(&label) {
+            s.count -= 1;
+            unbump(&mut s.rules, rule.as_deref());
+            unbump(&mut s.routes, route.as_deref());
+            unbump(&mut s.services, service.as_deref());
+            unbump(&mut s.upstreams, upstream.as_deref());
+            unbump(&mut s.consumers, consumer.as_deref());
+            if s.count == 0 {
+                self.labels.remove(&label);
+            }
+        }
+    }
+
+    pub fn add(&mut self, l: &Labelled) -> Contribution {
         let r = &l.request;
         self.total += 1;
         if r.events.len() > 1 {
@@ -51,7 +100,14 @@ impl Summary {
         for f in &r.flags {
             *self.flags.entry(f).or_default() += 1;
         }
-        let Some(v) = &l.verdict else { return };
+        let mut contribution = Contribution {
+            multi_event: r.events.len() > 1,
+            flags: r.flags.clone(),
+            failed: None,
+        };
+        let Some(v) = &l.verdict else {
+            return contribution;
+        };
         self.failed += 1;
         let s = self.labels.entry(v.label.clone()).or_default();
         s.count += 1;
@@ -73,6 +129,16 @@ impl Summary {
             r.gateway_event().and_then(|g| g.upstream_addr.as_deref()),
         );
         bump(&mut s.consumers, r.consumer.as_deref());
+        let upstream = r.gateway_event().and_then(|g| g.upstream_addr.clone());
+        contribution.failed = Some([
+            Some(v.label.clone()),
+            Some(v.rule.clone()),
+            route,
+            r.service.as_ref().map(|x| x.to_string()),
+            upstream.map(|x| x.to_string()),
+            r.consumer.as_ref().map(|x| x.to_string()),
+        ]);
+        contribution
     }
 
     /// (label, count), most frequent first.

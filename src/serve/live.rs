@@ -7,7 +7,7 @@ use super::intake::{Counters, Msg, Outlet};
 use crate::analysis::{label_closed, Labelled};
 use crate::correlate::{Closed, Correlator, LiveLimits, SkewEstimator, WindowStats};
 use crate::report::jsonl;
-use crate::report::summary::Summary;
+use crate::report::summary::{Contribution, Summary};
 use crate::rules::Engine;
 use crate::store::StoreWriter;
 use std::io::Write;
@@ -53,6 +53,7 @@ pub fn run(
     store: Option<StoreWriter>,
 ) -> Finished {
     let mut store = StoreSink(store);
+    let mut emitted = Emitted::new(opts.limits.retain);
     let mut last_store = Instant::now();
     let mut corr = Correlator::new(opts.window_ms).live(opts.limits);
     if opts.infer_joins {
@@ -75,12 +76,20 @@ pub fn run(
             label_closed(engine, closed, &keep, &mut labelled);
             for l in labelled.drain(..).flatten() {
                 skew.add(&l.request);
-                summary.add(&l);
+                // A later revision replaces the earlier one in the summary.
+                if l.request.revision > 1 {
+                    if let Some(prev) = l.request.ids.iter().find_map(|id| emitted.take(id)) {
+                        summary.remove(&prev);
+                    }
+                }
+                let contribution = summary.add(&l);
+                emitted.keep(&l.request.ids, contribution);
                 store.with(|s| s.add(&l));
                 Counters::add(&counters.emitted, 1);
-                if l.request.failed {
-                    Counters::add(&counters.failed, 1);
-                }
+                // Failed requests, each once at its latest revision (emissions count twice).
+                counters
+                    .failed
+                    .store(summary.failed as u64, Ordering::Relaxed);
                 if let (Some(w), None) = (out.as_mut(), &write_error) {
                     if !opts.failures_only || l.request.failed {
                         if let Err(e) = writeln!(w, "{}", jsonl::request_json(&l)) {
@@ -153,6 +162,53 @@ pub fn run(
         window: corr.stats,
         skew: skew.finish(),
         write_error,
+    }
+}
+
+/// What each recently emitted request added to the summary, by its ids, for
+/// as many requests as the correlator retains for amendment.
+struct Emitted {
+    by_id: rustc_hash::FxHashMap<String, (u64, Contribution)>,
+    order: std::collections::VecDeque<(u64, Vec<String>)>,
+    next: u64,
+    cap: usize,
+}
+
+impl Emitted {
+    fn new(cap: usize) -> Emitted {
+        Emitted {
+            by_id: Default::default(),
+            order: Default::default(),
+            next: 0,
+            cap,
+        }
+    }
+
+    fn keep(&mut self, ids: &[String], c: Contribution) {
+        if self.cap == 0 {
+            return;
+        }
+        self.next += 1;
+        for id in ids {
+            self.by_id.insert(id.clone(), (self.next, c.clone()));
+        }
+        self.order.push_back((self.next, ids.to_vec()));
+        while self.order.len() > self.cap {
+            if let Some((n, ids)) = self.order.pop_front() {
+                for id in ids {
+                    if self.by_id.get(&id).is_some_and(|(m, _)| *m == n) {
+                        self.by_id.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The contribution of the request with this id, removed with all its ids.
+    fn take(&mut self, id: &str) -> Option<Contribution> {
+        let (n, c) = self.by_id.remove(id)?;
+        self.by_id.retain(|_, (m, _)| *m != n);
+        Some(c)
     }
 }
 

@@ -187,6 +187,7 @@ pub enum Command {
     },
     /// A self-contained HTML postmortem page (or Markdown) from a store.
     Report {
+        /// The store written by `analyze --out` or `serve --out`.
         #[arg(long, value_name = "DIR")]
         store: PathBuf,
         /// Where to write the report (`-` for stdout).
@@ -195,14 +196,17 @@ pub enum Command {
         /// Markdown, for pasting into a postmortem document, instead of HTML.
         #[arg(long)]
         markdown: bool,
+        /// Only requests that started at or after this time (RFC 3339).
         #[arg(long)]
         since: Option<String>,
+        /// Only requests that started before this time (RFC 3339).
         #[arg(long)]
         until: Option<String>,
     },
     /// Compare the label mix and the failing routes of two time windows of a
     /// store (`--at T`: the window before T against the one after), or of two stores.
     Diff {
+        /// The store (with --against: the baseline).
         #[arg(long, value_name = "DIR")]
         store: PathBuf,
         /// A second store to compare against (the baseline is --store).

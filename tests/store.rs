@@ -389,31 +389,31 @@ fn the_markdown_report_and_diff_answer_the_postmortem_questions() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let d = stdout(&out);
-    // The incident starts at 21:09:40: the healthy baseline has no failures... of these kinds.
-    let before: u64 = d
-        .lines()
-        .next()
-        .unwrap()
-        .split(", ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let after: u64 = d
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(", ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    // "NAME: N requests, F failed (P%)" on the first two lines: F of each window.
+    let failed_on = |line: usize| -> u64 {
+        let l = d.lines().nth(line).unwrap();
+        l.split(", ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (before, after) = (failed_on(0), failed_on(1));
+    let until = tracejoin(&[
+        "query",
+        "--store",
+        store.path().to_str().unwrap(),
+        "--format",
+        "csv",
+        "--until",
+        "2026-11-25T21:09:40Z",
+        "SELECT count(*) AS n FROM requests WHERE failed",
+    ]);
+    let expected_before: u64 = stdout(&until).lines().nth(1).unwrap().parse().unwrap();
+    assert_eq!(before, expected_before, "{d}");
     let total = query(
         store.path(),
         "SELECT count(*) AS n FROM requests WHERE failed",

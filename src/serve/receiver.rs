@@ -253,7 +253,7 @@ enum Body {
 
 /// A success response in the request's encoding. In JSON, an absent partial
 /// success is `{}` and int64 counts are strings (the proto3 JSON mapping).
-fn encoded<M: Message>(enc: Body, m: &M, partial: Option<(&str, u64, &str)>) -> Response {
+fn encoded<M: Message>(enc: Body, m: &M, partial: Option<(&str, u64, String)>) -> Response {
     let (ctype, body) = match enc {
         Body::Protobuf => ("application/x-protobuf", m.encode_to_vec()),
         Body::Json => (
@@ -409,32 +409,33 @@ fn http_refusal(r: &Receiver, enc: Body, refusal: Refusal) -> Response {
     }
 }
 
+/// Token, media type, encoding and decoding shared by both HTTP endpoints.
+fn http_message<M: Message + Default + serde::de::DeserializeOwned>(
+    r: &Receiver,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(Body, M), Box<Response>> {
+    let (enc, bytes) = http_body(r, headers, body)?;
+    let m = decode(enc, &bytes).map_err(|e| Box::new(http_refusal(r, enc, Refusal::Invalid(e))))?;
+    Ok((enc, m))
+}
+
 async fn http_traces(
     axum::extract::State(r): axum::extract::State<Arc<Receiver>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (enc, bytes) = match http_body(&r, &headers, body) {
-        Ok(b) => b,
-        Err(resp) => return *resp,
-    };
-    let req: ExportTraceServiceRequest = match decode(enc, &bytes) {
+    let (enc, req) = match http_message::<ExportTraceServiceRequest>(&r, &headers, body) {
         Ok(m) => m,
-        Err(e) => return http_refusal(&r, enc, Refusal::Invalid(e)),
+        Err(resp) => return *resp,
     };
     match r.accept_traces(req, &r.http_origin) {
         Ok(rejected) => {
             let partial_success = partial(rejected);
             let json = partial_success
                 .as_ref()
-                .map(|p| ("rejectedSpans", rejected, p.error_message.as_str()));
-            encoded(
-                enc,
-                &ExportTraceServiceResponse {
-                    partial_success: partial_success.clone(),
-                },
-                json,
-            )
+                .map(|p| ("rejectedSpans", rejected, p.error_message.clone()));
+            encoded(enc, &ExportTraceServiceResponse { partial_success }, json)
         }
         Err(e) => http_refusal(&r, enc, e),
     }
@@ -445,13 +446,9 @@ async fn http_logs(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (enc, bytes) = match http_body(&r, &headers, body) {
-        Ok(b) => b,
-        Err(resp) => return *resp,
-    };
-    let req: ExportLogsServiceRequest = match decode(enc, &bytes) {
+    let (enc, req) = match http_message::<ExportLogsServiceRequest>(&r, &headers, body) {
         Ok(m) => m,
-        Err(e) => return http_refusal(&r, enc, Refusal::Invalid(e)),
+        Err(resp) => return *resp,
     };
     match r.accept_logs(req, &r.http_origin) {
         Ok(()) => encoded(

@@ -26,9 +26,13 @@ fn embed(dir: &str, out: &mut String, name: &str) {
 }
 
 fn main() {
-    let mut out = String::new();
-    embed("parsers", &mut out, "PARSERS");
-    embed("rules", &mut out, "RULES");
-    let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("embedded.rs");
-    std::fs::write(dest, out).unwrap();
+    let out_dir = std::env::var("OUT_DIR").unwrap();
+    for (dir, name, file) in [
+        ("parsers", "PARSERS", "embedded_parsers.rs"),
+        ("rules", "RULES", "embedded_rules.rs"),
+    ] {
+        let mut out = String::new();
+        embed(dir, &mut out, name);
+        std::fs::write(Path::new(&out_dir).join(file), out).unwrap();
+    }
 }

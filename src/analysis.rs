@@ -6,13 +6,12 @@
 //! behind), each in chunks parsed in parallel; a request is labelled and handed
 //! to the sink as soon as every input has moved past its idle window.
 
-use crate::correlate::{
-    build_closed, Closed, Correlator, Request, Skew, SkewEstimator, WindowStats,
-};
+use crate::correlate::{build_closed, Closed, Correlator, Request, SkewEstimator};
 use crate::ingest::{expand_inputs, Input, DEFAULT_MAX_LINE};
+use crate::labelled::{Labelled, RunInfo};
 use crate::parse::{parse_chunk, FileReport, Format, InputStream, LineError, Parsed, Registry};
-use crate::rules::{Engine, Verdict};
-use anyhow::{bail, Result};
+use crate::rules::Engine;
+use anyhow::Result;
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,8 +28,8 @@ pub const DEFAULT_WINDOW_MS: u64 = 30_000;
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub paths: Vec<PathBuf>,
-    /// `PATH=NAME` overrides of auto-detection.
-    pub formats: Vec<(PathBuf, String)>,
+    /// Formats forced on inputs (`--format PATH=NAME`) instead of detection.
+    pub formats: Vec<(PathBuf, Arc<Format>)>,
     pub since: Option<i64>,
     pub until: Option<i64>,
     pub max_line: Option<usize>,
@@ -40,30 +39,6 @@ pub struct Options {
     pub progress: Option<Arc<AtomicU64>>,
     /// Join id-less gateway lines to spans by method, path, time and client.
     pub infer_joins: bool,
-}
-
-/// A request with its verdict (`None` when it did not fail).
-#[derive(Debug, Clone)]
-pub struct Labelled {
-    pub request: Request,
-    pub verdict: Option<Verdict>,
-}
-
-/// Everything about a run except the requests themselves.
-#[derive(Debug, Default)]
-pub struct RunInfo {
-    pub files: Vec<FileReport>,
-    pub window: WindowStats,
-    pub window_ms: u64,
-    pub skew: Vec<Skew>,
-    pub rule_errors: u64,
-    pub first_rule_error: Option<String>,
-}
-
-impl RunInfo {
-    pub fn input_error_count(&self) -> u64 {
-        self.files.iter().map(|f| f.error_count).sum()
-    }
 }
 
 /// A whole run collected in memory (tests, small inputs).
@@ -118,19 +93,11 @@ pub fn run_with(
     let (inputs, missing) = expand_inputs(&opts.paths);
     let mut jobs: Vec<(Input, Option<Arc<Format>>)> = Vec::new();
     for input in inputs {
-        let over = opts
+        let forced = opts
             .formats
             .iter()
-            .find(|(p, _)| *p.display().to_string() == *input.name);
-        let forced = match over {
-            Some((_, name)) => match registry.get(name) {
-                Some(f) => Some(f.clone()),
-                None => {
-                    bail!("unknown format {name:?} in --format; `tracejoin formats` lists them")
-                }
-            },
-            None => None,
-        };
+            .find(|(p, _)| *p.display().to_string() == *input.name)
+            .map(|(_, f)| f.clone());
         jobs.push((input, forced));
     }
     let max_line = opts.max_line.unwrap_or(DEFAULT_MAX_LINE);

@@ -4,24 +4,37 @@
 //!
 //! Knows no formats, rules or I/O: events in, request timelines out.
 
-pub mod ids;
 mod infer;
 mod skew;
 mod window;
 
 pub use skew::{Skew, SkewEstimator};
-pub use window::{Closed, Correlator, LiveLimits, WindowStats, CLOSED_EVICTED, CLOSED_MAX_AGE};
+pub use window::{Closed, Correlator, LiveLimits, WindowStats};
 
-use crate::event::{text_of, Event, Source, SpanKind, Text};
+use crate::event::ids;
+pub use crate::event::ids::keys;
+use crate::event::{text_enum, text_of, Event, Source, SpanKind, SpanStatus, Text};
 use std::borrow::Cow;
 
-/// Why a request's timeline may be incomplete; flagged, never dropped.
-pub const FLAG_GATEWAY_ONLY: &str = "gateway_only";
-pub const FLAG_NO_GATEWAY: &str = "no_gateway";
-pub const FLAG_ORPHAN_SPAN: &str = "orphan_span";
-pub const FLAG_SEVERAL_GATEWAY_LINES: &str = "several_gateway_lines";
-/// Live mode: emitted again because events arrived after it closed.
-pub const FLAG_AMENDED: &str = "amended";
+text_enum! {
+    /// Why a request's timeline may be incomplete or was emitted early:
+    /// flagged, never dropped.
+    pub enum Flag {
+        /// The gateway logged it; no service did.
+        GatewayOnly = "gateway_only",
+        /// Services logged it; no gateway line joined.
+        NoGateway = "no_gateway",
+        /// An entry span whose parent is neither in the trace nor the gateway's.
+        OrphanSpan = "orphan_span",
+        SeveralGatewayLines = "several_gateway_lines",
+        /// Live mode: emitted again because events arrived after it closed.
+        Amended = "amended",
+        /// Live mode: closed early because open requests or buffered events hit their cap.
+        Evicted = "evicted",
+        /// Live mode: closed early because it stayed open longer than the maximum age.
+        MaxAge = "max_age",
+    }
+}
 
 /// A closed request, summarised and flagged; [`Closed::early`] and
 /// [`Closed::revision`] become flags.
@@ -30,7 +43,7 @@ pub fn build_closed(closed: Closed) -> Request {
     request.inferred = closed.inferred;
     request.revision = closed.revision;
     if closed.revision > 1 {
-        request.flags.push(FLAG_AMENDED);
+        request.flags.push(Flag::Amended);
     }
     if let Some(why) = closed.early {
         request.flags.push(why);
@@ -60,7 +73,7 @@ pub struct Request {
     pub service: Option<Text>,
     pub consumer: Option<Text>,
     pub failed: bool,
-    pub flags: Vec<&'static str>,
+    pub flags: Vec<Flag>,
     /// Set when part of the request was joined by inference (`--infer-joins`):
     /// the confidence of the weakest such join.
     pub inferred: Option<f32>,
@@ -99,7 +112,7 @@ impl Request {
             "duration_ms" => self
                 .duration_ms
                 .map(|d| Cow::Owned(format!("{}", (d * 1000.0).round() / 1000.0))),
-            "flags" => Some(Cow::Owned(self.flags.join(","))),
+            "flags" => Some(Cow::Owned(self.flags_text())),
             "sources" => Some(Cow::Owned(
                 self.sources()
                     .iter()
@@ -109,6 +122,12 @@ impl Request {
             )),
             _ => None,
         }
+    }
+
+    /// The flags as comma-separated text.
+    pub fn flags_text(&self) -> String {
+        let all: Vec<&str> = self.flags.iter().map(|f| f.as_str()).collect();
+        all.join(",")
     }
 
     /// `inferred` when a part was joined without a shared id, `exact` when ids
@@ -124,43 +143,12 @@ impl Request {
     }
 }
 
-/// The keys an event contributes to the graph.
-pub fn keys(ev: &Event) -> Vec<String> {
-    let mut k = Vec::with_capacity(4);
-    if let Some(id) = ev.request_id.as_deref().and_then(ids::normalize) {
-        k.push(id);
-    }
-    if let Some(id) = ev.correlation_id.as_deref().and_then(ids::normalize) {
-        k.push(id);
-    }
-    if let Some(id) = ev.trace_id.as_deref().and_then(ids::normalize_trace) {
-        k.push(id);
-    }
-    // Span ids are unique only within a trace: namespaced, so a log line that
-    // carries only a span id still joins its span.
-    if let Some(id) = ev.span_id.as_deref().and_then(ids::normalize) {
-        k.push(format!("span:{id}"));
-    }
-    if ev.source() == Source::Span {
-        if let Some(id) = ev.parent_span_id.as_deref().and_then(ids::normalize) {
-            k.push(format!("span:{id}"));
-        }
-    }
-    k.sort();
-    k.dedup();
-    k
-}
-
-/// Derives a request's summary fields from its events and the keys that
-/// joined them.
-pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
+/// Puts a request's events in time order and finds the gateway's access-log
+/// line and the entry server span among them.
+pub fn locate(events: &mut [Event]) -> (Option<usize>, Option<usize>) {
     events.sort_by(|a, b| {
         (a.ts.is_none(), a.ts, a.source()).cmp(&(b.ts.is_none(), b.ts, b.source()))
     });
-    let gateway_count = events
-        .iter()
-        .filter(|e| e.source() == Source::Gateway)
-        .count();
     let gateway = events.iter().position(|e| e.source() == Source::Gateway);
     let span_ids: Vec<&str> = events
         .iter()
@@ -187,16 +175,38 @@ pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
         })
         .or_else(|| events.iter().position(|e| is_entry(e) && is_server(e)))
         .or_else(|| events.iter().position(&is_entry));
+    (gateway, server_span)
+}
+
+/// Derives a request's summary fields from its events and the keys that
+/// joined them.
+pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
+    let (gateway, server_span) = locate(&mut events);
+    let gateway_count = events
+        .iter()
+        .filter(|e| e.source() == Source::Gateway)
+        .count();
+    let span_ids: Vec<&str> = events
+        .iter()
+        .filter(|e| e.source() == Source::Span)
+        .filter_map(|e| e.span_id.as_deref())
+        .collect();
+    let is_entry = |e: &Event| {
+        e.source() == Source::Span
+            && e.parent_span_id
+                .as_deref()
+                .is_none_or(|p| !span_ids.contains(&p))
+    };
     let mut flags = Vec::new();
     let has_other = events.iter().any(|e| e.source() != Source::Gateway);
     if gateway.is_some() && !has_other {
-        flags.push(FLAG_GATEWAY_ONLY);
+        flags.push(Flag::GatewayOnly);
     }
     if gateway.is_none() {
-        flags.push(FLAG_NO_GATEWAY);
+        flags.push(Flag::NoGateway);
     }
     if gateway_count > 1 {
-        flags.push(FLAG_SEVERAL_GATEWAY_LINES);
+        flags.push(Flag::SeveralGatewayLines);
     }
     // A span whose parent is neither in the trace nor the caller the gateway saw.
     let known_parents: Vec<&str> = events
@@ -213,7 +223,7 @@ pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
             && (gateway.is_none() || entry_spans > 1)
     });
     if orphan {
-        flags.push(FLAG_ORPHAN_SPAN);
+        flags.push(Flag::OrphanSpan);
     }
 
     let mut ids: Vec<String> = keys
@@ -256,7 +266,7 @@ pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
     let failed = status.is_some_and(|s| s >= 400)
         || g.is_some_and(|e| e.gateway_error.is_some())
         || s.and_then(|e| e.span.as_ref())
-            .is_some_and(|sp| sp.status_code == "error");
+            .is_some_and(|sp| sp.status == SpanStatus::Error);
     let service = s
         .and_then(|e| e.service.clone())
         .or_else(|| {

@@ -7,6 +7,7 @@
 //! shares keys with several open requests merges them.
 
 use super::infer::{self, Inference};
+use super::Flag;
 use crate::event::{Event, Source};
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
@@ -36,13 +37,8 @@ pub struct Closed {
     /// 1, or more when late events reopened an emitted request (live mode).
     pub revision: u32,
     /// Why it closed before its idle window ran out, if it did.
-    pub early: Option<&'static str>,
+    pub early: Option<Flag>,
 }
-
-/// Closed early because open requests or buffered events hit their cap.
-pub const CLOSED_EVICTED: &str = "evicted";
-/// Closed early because it stayed open longer than the maximum age.
-pub const CLOSED_MAX_AGE: &str = "max_age";
 
 /// Bounds for live mode, where input never ends: requests are timed by
 /// arrival, and open requests, buffered events and the emitted requests kept
@@ -393,7 +389,7 @@ impl Correlator {
                 self.age_queue.pop();
                 if Self::is_open(&self.slots, s, g) {
                     self.stats.aged += 1;
-                    out.push(self.close(s, Some(CLOSED_MAX_AGE)));
+                    out.push(self.close(s, Some(Flag::MaxAge)));
                 }
             }
             // Over a cap: the requests idle longest go first.
@@ -409,7 +405,7 @@ impl Correlator {
                     continue;
                 }
                 self.stats.evicted += 1;
-                out.push(self.close(s, Some(CLOSED_EVICTED)));
+                out.push(self.close(s, Some(Flag::Evicted)));
             }
         }
         if out.len() > before {
@@ -430,7 +426,7 @@ impl Correlator {
         }
     }
 
-    fn close(&mut self, s: u32, early: Option<&'static str>) -> Closed {
+    fn close(&mut self, s: u32, early: Option<Flag>) -> Closed {
         let open = self.slots[s as usize].take().expect("open slot");
         self.free.push(s);
         self.open -= 1;
@@ -481,7 +477,7 @@ mod tests {
         Event {
             ts: Some(ts_ms * 1_000_000),
             source: Some(source),
-            format: "t",
+            format: "t".into(),
             request_id: rid.map(Text::from),
             trace_id: trace.map(Text::from),
             ..Default::default()
@@ -593,7 +589,7 @@ mod tests {
             "with the span and the gateway line"
         );
         let r = crate::correlate::build_closed(again.remove(0));
-        assert!(r.flags.contains(&crate::correlate::FLAG_AMENDED));
+        assert!(r.flags.contains(&crate::correlate::Flag::Amended));
         assert_eq!(r.request_id.as_deref(), Some("r1"));
     }
 
@@ -606,7 +602,7 @@ mod tests {
         let mut out = Vec::new();
         c.close_idle(30 * 1_000_000, &mut out);
         assert_eq!(out.len(), 1, "three open, cap two");
-        assert_eq!(out[0].early, Some(CLOSED_EVICTED));
+        assert_eq!(out[0].early, Some(Flag::Evicted));
         assert_eq!(out[0].keys, vec!["a".to_string()], "the longest idle goes");
         assert_eq!(c.stats.evicted, 1);
         assert_eq!(c.open_requests(), 2);
@@ -629,7 +625,7 @@ mod tests {
         let mut out = Vec::new();
         c.close_idle(11_600 * 1_000_000, &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].early, Some(CLOSED_MAX_AGE));
+        assert_eq!(out[0].early, Some(Flag::MaxAge));
         assert_eq!(c.stats.aged, 1);
     }
 }

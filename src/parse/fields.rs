@@ -1,41 +1,21 @@
 //! Mapping of a parsed record (flat key -> text) onto the event schema, with
-//! the unit and missing-value conventions of FORMATS.md §0 applied in one place.
+//! the unit and missing-value conventions of docs/FORMATS.md §0 applied in one place.
 
 use super::definition::{Definition, FieldOptions};
-use super::time::TimeFormat;
-use crate::correlate::ids;
-use crate::event::{Event, Text};
+use crate::event::ids;
+use crate::event::time::TimeFormat;
+use crate::event::{Event, FieldValue, Kind, Text, FIELDS};
 use anyhow::{bail, Result};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 
-/// Every event field a definition may fill, plus the composite inputs that
-/// are split into several fields (`request`, `traceparent`, ...).
+/// What a definition's field maps to: the timestamp, a schema field, or a
+/// composite input that is split into several fields (`request`, `traceparent`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     Ts,
-    Service,
-    RequestId,
-    CorrelationId,
-    TraceId,
-    SpanId,
-    ParentSpanId,
-    Method,
-    Host,
-    Path,
-    Route,
-    Status,
-    UpstreamStatus,
-    UpstreamAddr,
-    DurationMs,
-    UpstreamDurationMs,
-    BytesIn,
-    BytesOut,
-    ClientIp,
-    Consumer,
-    Level,
-    Message,
-    GatewayError,
+    /// A field of [`FIELDS`], by index.
+    Field(u8),
     /// `GET /path?q HTTP/1.1` -> method, path.
     Request,
     /// W3C `traceparent` -> trace id, parent span id.
@@ -50,43 +30,63 @@ pub enum Target {
     Uri,
 }
 
-impl Target {
-    pub const ALL: &'static [(&'static str, Target)] = &[
-        ("ts", Target::Ts),
-        ("service", Target::Service),
-        ("request_id", Target::RequestId),
-        ("correlation_id", Target::CorrelationId),
-        ("trace_id", Target::TraceId),
-        ("span_id", Target::SpanId),
-        ("parent_span_id", Target::ParentSpanId),
-        ("method", Target::Method),
-        ("host", Target::Host),
-        ("path", Target::Path),
-        ("route", Target::Route),
-        ("status", Target::Status),
-        ("upstream_status", Target::UpstreamStatus),
-        ("upstream_addr", Target::UpstreamAddr),
-        ("duration_ms", Target::DurationMs),
-        ("upstream_duration_ms", Target::UpstreamDurationMs),
-        ("bytes_in", Target::BytesIn),
-        ("bytes_out", Target::BytesOut),
-        ("client_ip", Target::ClientIp),
-        ("consumer", Target::Consumer),
-        ("level", Target::Level),
-        ("message", Target::Message),
-        ("gateway_error", Target::GatewayError),
-        ("request", Target::Request),
-        ("traceparent", Target::Traceparent),
-        ("b3", Target::B3),
-        ("xray", Target::Xray),
-        ("cloud_trace", Target::CloudTrace),
-        ("uri", Target::Uri),
-    ];
+/// The composite inputs, by the names definitions use.
+const COMPOSITES: &[(&str, Target)] = &[
+    ("request", Target::Request),
+    ("traceparent", Target::Traceparent),
+    ("b3", Target::B3),
+    ("xray", Target::Xray),
+    ("cloud_trace", Target::CloudTrace),
+    ("uri", Target::Uri),
+];
 
+impl Target {
     pub fn from_name(name: &str) -> Option<Target> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+        if name == "ts" {
+            return Some(Target::Ts);
+        }
+        if let Some(i) = FIELDS.iter().position(|f| f.name == name) {
+            return Some(Target::Field(i as u8));
+        }
+        COMPOSITES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
+    /// Every name a definition may map to.
+    pub fn names() -> Vec<&'static str> {
+        std::iter::once("ts")
+            .chain(FIELDS.iter().map(|f| f.name))
+            .chain(COMPOSITES.iter().map(|(n, _)| *n))
+            .collect()
+    }
+
+    /// A distinct bit per target, for "already filled".
+    fn bit(self) -> u64 {
+        let n = match self {
+            Target::Ts => 0,
+            Target::Field(i) => 1 + i as u32,
+            other => {
+                1 + FIELDS.len() as u32
+                    + COMPOSITES
+                        .iter()
+                        .position(|(_, t)| *t == other)
+                        .unwrap_or(0) as u32
+            }
+        };
+        1u64 << n
+    }
+
+    fn kind(self) -> Option<Kind> {
+        match self {
+            Target::Field(i) => Some(FIELDS[i as usize].kind),
+            _ => None,
+        }
     }
 }
+
+const _: () = assert!(
+    1 + FIELDS.len() + COMPOSITES.len() <= 64,
+    "Target::bit needs a wider mask"
+);
 
 /// One compiled field rule.
 #[derive(Debug, Clone)]
@@ -132,10 +132,10 @@ impl<'a> Fill<'a> {
 }
 
 fn unit_factor(unit: Option<&str>, target: Target) -> Result<f64> {
-    let default = match target {
-        Target::DurationMs | Target::UpstreamDurationMs => "ms",
-        _ => return Ok(1.0),
-    };
+    if target.kind() != Some(Kind::Millis) {
+        return Ok(1.0);
+    }
+    let default = "ms";
     Ok(match unit.unwrap_or(default) {
         "s" => 1000.0,
         "ms" => 1.0,
@@ -159,11 +159,7 @@ impl FieldMap {
             let Some(target) = Target::from_name(name) else {
                 bail!(
                     "unknown event field {name:?} in [fields]; known: {}",
-                    Target::ALL
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    Target::names().join(", ")
                 );
             };
             let idx = rules.len();
@@ -219,9 +215,9 @@ impl FieldMap {
     ) {
         match self.slot(key) {
             Some(slot) => fill.offer(slot, value),
-            None if !is_missing(&value) => ev
-                .attributes
-                .push((Cow::Owned(key.to_string()), value.into_owned())),
+            None if !is_missing(&value) => {
+                ev.attributes.push((Text::from(key), value.into_owned()))
+            }
             None => {}
         }
     }
@@ -245,7 +241,7 @@ impl FieldMap {
         // defaults): the first that has a value wins.
         let mut filled = 0u64;
         for (rule, value) in self.rules.iter().zip(fill.chosen) {
-            let bit = 1u64 << (rule.target as u32);
+            let bit = rule.target.bit();
             if let Some((_, v)) = value {
                 // A value that means "nothing to report" counts as absent.
                 let v = v.trim();
@@ -282,7 +278,7 @@ impl FieldMap {
     }
 }
 
-/// `-` is every gateway's "no value" (FORMATS.md §0).
+/// `-` is every gateway's "no value" (docs/FORMATS.md §0).
 pub fn is_missing(v: &str) -> bool {
     let v = v.trim();
     v.is_empty() || v == "-" || v == "null"
@@ -307,7 +303,6 @@ fn sum_numbers(v: &str) -> Option<f64> {
 
 fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
     let v = v.trim();
-    let s = || Some(Text::from(v));
     match rule.target {
         Target::Ts => {
             ev.ts = Some(
@@ -316,39 +311,19 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
                     .ok_or_else(|| format!("cannot read time {v:?}"))?,
             )
         }
-        Target::Service => ev.service = s(),
-        Target::RequestId => ev.request_id = s(),
-        Target::CorrelationId => ev.correlation_id = s(),
-        Target::TraceId => ev.trace_id = s(),
-        Target::SpanId => ev.span_id = s(),
-        Target::ParentSpanId => ev.parent_span_id = s(),
-        Target::Method => ev.method = s(),
-        Target::Host => ev.host = s(),
-        Target::Path => ev.path = s(),
-        Target::Route => ev.route = s(),
-        Target::Status => {
-            ev.status = Some(
-                v.parse::<u16>()
-                    .map_err(|_| format!("status {v:?} is not a number"))?,
-            )
-        }
-        Target::UpstreamStatus => ev.upstream_status = s(),
-        Target::UpstreamAddr => ev.upstream_addr = s(),
-        Target::DurationMs => ev.duration_ms = sum_numbers(v).map(|n| n * rule.unit_factor),
-        Target::UpstreamDurationMs => {
-            ev.upstream_duration_ms = sum_numbers(v).map(|n| n * rule.unit_factor)
-        }
-        Target::BytesIn => ev.bytes_in = v.parse().ok(),
-        Target::BytesOut => ev.bytes_out = v.parse().ok(),
-        Target::ClientIp => ev.client_ip = s(),
-        Target::Consumer => ev.consumer = s(),
-        Target::Level => ev.level = Some(v.to_ascii_lowercase().into()),
-        Target::Message => ev.message = s(),
-        Target::GatewayError => {
-            ev.gateway_error = Some(match &rule.prefix {
-                Some(p) => format!("{p}{v}").into(),
-                None => v.into(),
-            });
+        Target::Field(i) => {
+            let field = &FIELDS[i as usize];
+            let fits = match (field.kind, &rule.prefix) {
+                (Kind::Millis, _) => sum_numbers(v)
+                    .is_some_and(|n| (field.set)(ev, FieldValue::Millis(n * rule.unit_factor))),
+                (_, Some(p)) => (field.set)(ev, FieldValue::Text(&format!("{p}{v}"))),
+                (_, None) => (field.set)(ev, FieldValue::Text(v)),
+            };
+            // A value that does not fit its field (`status=Pending`, a level
+            // word no logger uses) stays an attribute; the event survives.
+            if !fits {
+                ev.attributes.push((Text::from(field.name), v.to_string()));
+            }
         }
         Target::Request => {
             let mut parts = v.splitn(3, ' ');
@@ -358,8 +333,7 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
                 set_uri(uri, ev);
             } else {
                 // nginx logs garbage request lines as they came ("\x16\x03...").
-                ev.attributes
-                    .push((Cow::Borrowed("request"), v.to_string()));
+                ev.attributes.push((Text::from("request"), v.to_string()));
             }
         }
         Target::Uri => set_uri(v, ev),
@@ -378,7 +352,7 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
                 }
                 None => ev
                     .attributes
-                    .push((Cow::Borrowed("unparsed_trace_context"), v.to_string())),
+                    .push((Text::from("unparsed_trace_context"), v.to_string())),
             }
         }
         Target::Traceparent => match ids::parse_traceparent(v) {
@@ -388,7 +362,7 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
             }
             None => ev
                 .attributes
-                .push((Cow::Borrowed("traceparent"), v.to_string())),
+                .push((Text::from("traceparent"), v.to_string())),
         },
     }
     Ok(())
@@ -413,6 +387,6 @@ fn set_uri(uri: &str, ev: &mut Event) {
     };
     ev.path = Some(if path.is_empty() { "/" } else { path }.into());
     if let Some(q) = query {
-        ev.attributes.push((Cow::Borrowed("query"), q.to_string()));
+        ev.attributes.push((Text::from("query"), q.to_string()));
     }
 }

@@ -65,7 +65,7 @@ const NGINX: VarTable = &[
 
 /// Envoy command operators, named as [`pieces`] names them (lowercase, `_`):
 /// `%REQ(X-REQUEST-ID)%` is `req_x_request_id`
-/// [src: envoy docs configuration/observability/access_log/usage.rst; FORMATS.md §2].
+/// [src: envoy docs configuration/observability/access_log/usage.rst; docs/FORMATS.md §2].
 const ENVOY: VarTable = &[
     ("start_time", "ts", None, Some("iso")),
     ("req_method", "method", None, None),
@@ -94,7 +94,7 @@ const ENVOY: VarTable = &[
 
 /// Apache `LogFormat` directives, named `letter` or `letter_argument`
 /// (`%{Referer}i` is `i_referer`, `%>s` is `s_final`)
-/// [src: httpd.apache.org docs mod_log_config; FORMATS.md §8].
+/// [src: httpd.apache.org docs mod_log_config; docs/FORMATS.md §8].
 const APACHE: VarTable = &[
     ("h", "client_ip", None, None),
     ("a", "client_ip", None, None),
@@ -119,7 +119,7 @@ const APACHE: VarTable = &[
 ];
 
 /// HAProxy log-format variables, case-sensitive as HAProxy writes them
-/// [src: haproxy doc/configuration.txt §8.2.6; FORMATS.md §6].
+/// [src: haproxy doc/configuration.txt §8.2.6; docs/FORMATS.md §6].
 const HAPROXY: VarTable = &[
     ("ci", "client_ip", None, None),
     ("tr", "ts", None, Some("%d/%b/%Y:%H:%M:%S%.3f")),

@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn heroku_router_line() {
-        // Heroku Dev Center, "Error codes" page (FORMATS.md §11).
+        // Heroku Dev Center, "Error codes" page (docs/FORMATS.md §11).
         let line = r#"2010-10-06T21:51:37-07:00 heroku[router]: at=error code=H12 desc="Request timeout" method=GET path="/" host=myapp.herokuapp.com fwd=17.17.17.17 dyno=web.1 connect=6ms service=30001ms status=503 bytes=0"#;
         let p = pairs(line);
         let get = |k: &str| p.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.to_string());

@@ -12,12 +12,11 @@ pub mod logfmt;
 pub mod otlp;
 mod registry;
 mod stream;
-pub mod time;
 
-pub use registry::{intern, Format, Registry};
+pub use registry::{Format, Registry};
 pub use stream::{detect, parse_chunk, Chunk, FileReport, InputStream, LineError, Parsed};
 
 /// Definitions compiled into the binary: `(file name, TOML text)`.
 pub mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+    include!(concat!(env!("OUT_DIR"), "/embedded_parsers.rs"));
 }

@@ -3,11 +3,13 @@
 //!
 //! Decoding uses `opentelemetry-proto`'s serde model (hex ids, 64-bit integers as
 //! strings or numbers, unknown fields ignored), the same model the live receiver
-//! will use for OTLP/HTTP-JSON. Attribute names are mapped onto the event with the
+//! uses for OTLP/HTTP-JSON. Attribute names are mapped onto the event with the
 //! definition's `[fields]`, like any other format.
 
 use super::fields::FieldMap;
-use crate::event::{Event, Origin, Source, SpanException, SpanFields, SpanKind, Text};
+use crate::event::{
+    Event, Level, Origin, Source, SpanException, SpanFields, SpanKind, SpanStatus, Text,
+};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -17,7 +19,13 @@ use std::sync::Arc;
 
 /// Which OTLP signal a document carries, by its top-level key.
 pub fn signal_of(text: &str) -> Option<Source> {
-    let head = &text[..text.len().min(64)];
+    // The first 64 bytes, cut at a character boundary (a mutated line may
+    // hold a multi-byte character there).
+    let mut end = text.len().min(64);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &text[..end];
     if head.contains("\"resourceSpans\"") {
         Some(Source::Span)
     } else if head.contains("\"resourceLogs\"") {
@@ -102,7 +110,7 @@ pub fn decode(
     text: &str,
     signal: Source,
     fields: &FieldMap,
-    format: &'static str,
+    format: &str,
     file: &Arc<str>,
     line: u64,
     out: &mut Vec<Event>,
@@ -130,7 +138,7 @@ pub fn decode(
 /// Where decoded items come from and how their attributes map onto events.
 pub struct Site<'a> {
     pub fields: &'a FieldMap,
-    pub format: &'static str,
+    pub format: &'a str,
     /// The file, or the receiver (`otlp-grpc`, `otlp-http`).
     pub file: &'a Arc<str>,
     /// The line, or the receiver's message number.
@@ -150,7 +158,7 @@ pub fn trace_events(
             for span in &ss.spans {
                 let mut ev = Event {
                     source: Some(Source::Span),
-                    format,
+                    format: Text::from(format),
                     ..Default::default()
                 };
                 fields.apply(record(rs.resource.as_ref(), &span.attributes), &mut ev)?;
@@ -170,9 +178,9 @@ pub fn trace_events(
                 }
                 let status = span.status.as_ref();
                 let code = match status.map(|s| s.code).unwrap_or(0) {
-                    1 => "ok",
-                    2 => "error",
-                    _ => "unset",
+                    1 => SpanStatus::Ok,
+                    2 => SpanStatus::Error,
+                    _ => SpanStatus::Unset,
                 };
                 let exceptions: Vec<SpanException> = span
                     .events
@@ -193,8 +201,8 @@ pub fn trace_events(
                     })
                     .collect();
                 let status_message = status.map(|s| s.message.clone()).filter(|m| !m.is_empty());
-                if code == "error" {
-                    ev.level = Some("error".into());
+                if code == SpanStatus::Error {
+                    ev.level = Some(Level::Error);
                 }
                 // The message of a span is what went wrong, if anything did.
                 ev.message = Some(Text::from(match (exceptions.first(), &status_message) {
@@ -209,7 +217,7 @@ pub fn trace_events(
                 ev.span = Some(Box::new(SpanFields {
                     name: span.name.clone(),
                     kind: SpanKind::from_otlp(span.kind),
-                    status_code: code,
+                    status: code,
                     status_message,
                     end_ts: end,
                     exceptions,
@@ -234,7 +242,7 @@ pub fn log_events(
             for rec in &sl.log_records {
                 let mut ev = Event {
                     source: Some(Source::OtelLog),
-                    format,
+                    format: Text::from(format),
                     ..Default::default()
                 };
                 fields.apply(record(rl.resource.as_ref(), &rec.attributes), &mut ev)?;
@@ -248,28 +256,18 @@ pub fn log_events(
                     nonzero(rec.time_unix_nano).or_else(|| nonzero(rec.observed_time_unix_nano));
                 ev.trace_id = id(&rec.trace_id).or(ev.trace_id);
                 ev.span_id = id(&rec.span_id).or(ev.span_id);
-                ev.level = Some(if rec.severity_text.is_empty() {
-                    severity_name(rec.severity_number).into()
-                } else {
-                    rec.severity_text.to_ascii_lowercase().into()
-                });
+                // The number is the normalised severity; the text is what the
+                // logger called it (and the only one some exporters fill).
+                ev.level = Level::from_otel_number(rec.severity_number)
+                    .or_else(|| Level::from_spelling(&rec.severity_text));
+                if ev.level.is_none() && !rec.severity_text.is_empty() {
+                    ev.attributes
+                        .push((Text::from("severity_text"), rec.severity_text.clone()));
+                }
                 ev.message = rec.body.as_ref().and_then(any_to_string).map(Text::from);
                 out.push(ev);
             }
         }
     }
     Ok(())
-}
-
-/// OTel log data model severity ranges (1-4 trace, 5-8 debug, ...).
-fn severity_name(n: i32) -> &'static str {
-    match n {
-        1..=4 => "trace",
-        5..=8 => "debug",
-        9..=12 => "info",
-        13..=16 => "warn",
-        17..=20 => "error",
-        21..=24 => "fatal",
-        _ => "unspecified",
-    }
 }

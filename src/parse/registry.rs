@@ -2,7 +2,7 @@ use super::definition::{Definition, Kind};
 use super::fields::{FieldMap, Fill, Slot};
 use super::format_string::{self, Dialect, Tokenizer};
 use super::{json, logfmt, otlp};
-use crate::event::{Event, Origin, Source};
+use crate::event::{Event, Origin, Source, Text};
 use anyhow::{anyhow, bail, Context, Result};
 use regex::Regex;
 use std::borrow::Cow;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// A capture group's name and where its value goes.
 struct Group {
-    name: &'static str,
+    name: Text,
     slot: Option<Slot>,
 }
 
@@ -35,8 +35,8 @@ enum Imp {
 pub struct Format {
     pub def: Definition,
     pub name: Arc<str>,
-    /// The same name, interned for events.
-    pub static_name: &'static str,
+    /// The same name, as events carry it.
+    pub event_name: Text,
     pub source: Source,
     /// `built-in` or the file it was loaded from.
     pub loaded_from: String,
@@ -46,16 +46,17 @@ pub struct Format {
     continuation: Option<Regex>,
 }
 
+impl std::fmt::Debug for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Format({})", self.name)
+    }
+}
+
 const TAIL: &str = "__tail";
 
 impl Format {
     pub fn compile(def: Definition, loaded_from: String) -> Result<Format> {
-        let source = Source::parse(&def.source).ok_or_else(|| {
-            anyhow!(
-                "source {:?} must be gateway, backend, span or otel_log",
-                def.source
-            )
-        })?;
+        let source: Source = def.source.parse().map_err(|e| anyhow!("source: {e}"))?;
         let tail = match def.tail.as_deref() {
             None => false,
             Some("logfmt") => true,
@@ -134,14 +135,14 @@ impl Format {
                 .capture_names()
                 .map(|n| {
                     n.map(|n| Group {
-                        name: intern(n),
+                        name: Text::from(n),
                         slot: fields.slot(n),
                     })
                 })
                 .collect();
         }
         if let Imp::Regex { groups, .. } = &imp {
-            let names: Vec<&str> = groups.iter().flatten().map(|g| g.name).collect();
+            let names: Vec<&str> = groups.iter().flatten().map(|g| g.name.as_str()).collect();
             for (target, spec) in &def.fields {
                 for key in spec.options().from {
                     let known = names.contains(&key.as_str());
@@ -169,7 +170,7 @@ impl Format {
         let format = Format {
             continuation,
             name: Arc::from(def.name.as_str()),
-            static_name: intern(&def.name),
+            event_name: Text::from(def.name.as_str()),
             source,
             loaded_from,
             imp,
@@ -193,7 +194,7 @@ impl Format {
     pub fn otlp_site<'a>(&'a self, origin: &'a Arc<str>, message: u64) -> otlp::Site<'a> {
         otlp::Site {
             fields: &self.fields,
-            format: self.static_name,
+            format: &self.event_name,
             file: origin,
             line: message,
         }
@@ -209,7 +210,7 @@ impl Format {
     ) -> Result<(), String> {
         let base = || Event {
             source: Some(self.source),
-            format: self.static_name,
+            format: self.event_name.clone(),
             origin: Some(Origin {
                 file: file.clone(),
                 line,
@@ -317,7 +318,7 @@ impl Format {
                     text,
                     signal,
                     &self.fields,
-                    self.static_name,
+                    &self.event_name,
                     file,
                     line,
                     out,
@@ -337,9 +338,9 @@ impl Format {
         let Some(g) = g else { return };
         match g.slot {
             Some(slot) => fill.offer(slot, Cow::Borrowed(value)),
-            None if !super::fields::is_missing(value) => ev
-                .attributes
-                .push((Cow::Borrowed(g.name), value.to_string())),
+            None if !super::fields::is_missing(value) => {
+                ev.attributes.push((g.name.clone(), value.to_string()))
+            }
             None => {}
         }
     }
@@ -399,13 +400,6 @@ impl Format {
     }
 }
 
-/// Leaks one copy of a name a definition declares (format and capture-group
-/// names): definitions are loaded once per process, and events then carry a
-/// plain `&'static str` instead of a reference count shared by every thread.
-pub fn intern(s: &str) -> &'static str {
-    Box::leak(s.to_string().into_boxed_str())
-}
-
 /// All loaded formats, built-in first, then the user's (which may replace a
 /// built-in of the same name).
 pub struct Registry {
@@ -445,5 +439,13 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<&Arc<Format>> {
         self.formats.iter().find(|f| &*f.name == name)
+    }
+
+    /// The format a user named (`--format PATH=NAME`), or an error that says
+    /// where the names are listed.
+    pub fn resolve(&self, name: &str) -> Result<Arc<Format>> {
+        self.get(name).cloned().ok_or_else(|| {
+            anyhow!("unknown format {name:?} in --format; `tracejoin formats` lists them")
+        })
     }
 }

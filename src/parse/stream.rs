@@ -1,6 +1,7 @@
 //! One input as a stream of line chunks: the format is detected on the first
-//! lines, then complete lines are cut into ~1 MiB chunks that are parsed in
-//! parallel while their line numbers stay exact.
+//! lines, then complete lines are cut into chunks of the size the caller asks
+//! (analyze: 512 KiB) that are parsed in parallel while their line numbers
+//! stay exact.
 
 use super::registry::{Format, Registry};
 use crate::event::Event;
@@ -109,7 +110,7 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
             }
         }
     }
-    let keys = events.iter().map(crate::correlate::keys).collect();
+    let keys = events.iter().map(crate::event::ids::keys).collect();
     Parsed {
         events,
         keys,

@@ -2,17 +2,20 @@
 //! `events` tables, with optional time bounds applied before the query (and
 //! pushed down to the partitions), printed as a table, CSV or JSON lines.
 
+use crate::event::text_enum;
 use crate::store::Store;
 use anyhow::{anyhow, Result};
 use polars::prelude::*;
 use polars::sql::SQLContext;
 use std::io::Write;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Csv,
-    Json,
+text_enum! {
+    /// How `query` prints its answer.
+    pub enum OutputFormat {
+        Table = "table",
+        Csv = "csv",
+        Json = "json",
+    }
 }
 
 /// Time bounds in UTC nanoseconds: requests by `start`, events by `ts`.
@@ -59,18 +62,22 @@ fn clean(e: &PolarsError) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
+/// The table layout for [`OutputFormat::Table`]: every row and column, full
+/// cell text (this output is read, not skimmed). polars reads these variables
+/// when it prints, so the process sets them while it is still single-threaded.
+pub const TABLE_ENV: &[(&str, &str)] = &[
+    ("POLARS_FMT_MAX_ROWS", "-1"),
+    ("POLARS_FMT_MAX_COLS", "-1"),
+    ("POLARS_FMT_STR_LEN", "200"),
+    ("POLARS_FMT_TABLE_HIDE_DATAFRAME_SHAPE_INFORMATION", "1"),
+    ("POLARS_FMT_TABLE_HIDE_COLUMN_DATA_TYPES", "1"),
+];
+
 pub fn write(df: &mut DataFrame, format: OutputFormat, out: &mut dyn Write) -> Result<()> {
     match format {
         OutputFormat::Table => {
-            // Every row and column, full cell text: this output is read, not skimmed.
-            // SAFETY: set before any other thread reads the environment (single-threaded CLI start).
-            unsafe {
-                std::env::set_var("POLARS_FMT_MAX_ROWS", "-1");
-                std::env::set_var("POLARS_FMT_MAX_COLS", "-1");
-                std::env::set_var("POLARS_FMT_STR_LEN", "200");
-                std::env::set_var("POLARS_FMT_TABLE_HIDE_DATAFRAME_SHAPE_INFORMATION", "1");
-                std::env::set_var("POLARS_FMT_TABLE_HIDE_COLUMN_DATA_TYPES", "1");
-            }
+            // polars reads its table layout from the environment: see
+            // [`TABLE_ENV`], which the command line sets at start-up.
             writeln!(out, "{df}")?;
             writeln!(out, "({} rows)", df.height())?;
         }

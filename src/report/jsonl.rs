@@ -1,11 +1,12 @@
-//! One labelled request per line: the stable `--json` contract of DESIGN.md.
+//! One labelled request per line: the stable `--json` contract (docs/CONTRACT.md "--json").
 //! A struct rather than a JSON map, so the keys come out in the contract's
 //! order and nothing is copied into an intermediate document.
 
-use crate::analysis::Labelled;
+use crate::correlate::Flag;
+use crate::event::time::format_ts;
 use crate::event::Source;
-use crate::parse::time::format_ts;
-use crate::rules::Evidence;
+use crate::labelled::Labelled;
+use crate::rules::{Evidence, Label};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -21,7 +22,7 @@ pub struct RequestLine<'a> {
     route: Option<&'a str>,
     status: Option<u16>,
     failed: bool,
-    label: Option<&'a str>,
+    label: Option<Label>,
     rule: Option<&'a str>,
     explanation: Option<&'a str>,
     evidence: &'a [Evidence],
@@ -32,7 +33,7 @@ pub struct RequestLine<'a> {
     join_confidence: Option<f32>,
     service: Option<&'a str>,
     consumer: Option<&'a str>,
-    flags: &'a [&'static str],
+    flags: &'a [Flag],
     /// Live mode only: a later emission of the same request, superseding the earlier ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     revision: Option<u32>,
@@ -53,7 +54,7 @@ pub fn request_line(l: &Labelled) -> RequestLine<'_> {
         route: r.route.as_deref(),
         status: r.status,
         failed: r.failed,
-        label: v.map(|v| v.label.as_str()),
+        label: v.map(|v| v.label),
         rule: v.map(|v| v.rule.as_str()),
         explanation: v.map(|v| v.explanation.as_str()),
         evidence: v.map(|v| v.evidence.as_slice()).unwrap_or_default(),

@@ -6,9 +6,9 @@
 
 use super::escape::{html as h, markdown_cell as md};
 use super::summary::templated;
-use crate::analysis::Labelled;
+use crate::event::time::format_ts;
 use crate::event::Source;
-use crate::parse::time::format_ts;
+use crate::labelled::Labelled;
 use crate::query::TimeRange;
 use crate::store::{RunEntry, Store};
 use anyhow::Result;
@@ -419,7 +419,7 @@ fn example(l: &Labelled) -> String {
             None => format!(
                 "{} {}",
                 e.source().as_str(),
-                e.service.as_deref().unwrap_or(e.format)
+                e.service.as_deref().unwrap_or(&e.format)
             ),
         };
         let name: String = name.chars().take(48).collect();

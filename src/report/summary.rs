@@ -3,9 +3,9 @@
 //! memory than its counters.
 
 use super::escape::terminal;
-use crate::analysis::{Labelled, RunInfo};
-use crate::correlate::{FLAG_GATEWAY_ONLY, FLAG_NO_GATEWAY, FLAG_ORPHAN_SPAN};
-use crate::parse::time::format_ts;
+use crate::correlate::Flag;
+use crate::event::time::format_ts;
+use crate::labelled::{Labelled, RunInfo};
 use crate::parse::FileReport;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -47,7 +47,7 @@ fn unbump(m: &mut HashMap<String, usize>, key: Option<&str>) {
 #[derive(Debug, Clone)]
 pub struct Contribution {
     multi_event: bool,
-    flags: Vec<&'static str>,
+    flags: Vec<Flag>,
     /// (label, rule, route, service, upstream, consumer) when it failed.
     failed: Option<[Option<String>; 6]>,
 }
@@ -57,7 +57,7 @@ pub struct Summary {
     pub total: usize,
     pub failed: usize,
     multi_event: usize,
-    flags: HashMap<&'static str, usize>,
+    flags: HashMap<Flag, usize>,
     labels: BTreeMap<String, LabelStats>,
 }
 
@@ -98,7 +98,7 @@ impl Summary {
             self.multi_event += 1;
         }
         for f in &r.flags {
-            *self.flags.entry(f).or_default() += 1;
+            *self.flags.entry(*f).or_default() += 1;
         }
         let mut contribution = Contribution {
             multi_event: r.events.len() > 1,
@@ -109,7 +109,7 @@ impl Summary {
             return contribution;
         };
         self.failed += 1;
-        let s = self.labels.entry(v.label.clone()).or_default();
+        let s = self.labels.entry(v.label.to_string()).or_default();
         s.count += 1;
         if let Some(t) = r.start {
             s.first = Some(s.first.map_or(t, |f| f.min(t)));
@@ -131,7 +131,7 @@ impl Summary {
         bump(&mut s.consumers, r.consumer.as_deref());
         let upstream = r.gateway_event().and_then(|g| g.upstream_addr.clone());
         contribution.failed = Some([
-            Some(v.label.clone()),
+            Some(v.label.to_string()),
             Some(v.rule.clone()),
             route,
             r.service.as_ref().map(|x| x.to_string()),
@@ -157,7 +157,7 @@ impl Summary {
         let events: u64 = info.files.iter().map(|f| f.events).sum();
         let lines: u64 = info.files.iter().map(|f| f.lines).sum();
         let total = self.total;
-        let flag = |f: &str| self.flags.get(f).copied().unwrap_or(0);
+        let flag = |f: Flag| self.flags.get(&f).copied().unwrap_or(0);
         let _ = writeln!(
             o,
             "tracejoin: {total} requests from {events} events ({lines} lines) in {} inputs, {elapsed_s:.2} s",
@@ -167,9 +167,9 @@ impl Summary {
             o,
             "  joined: {} with several events · {} gateway only · {} without a gateway line · {} with orphan spans · {} events without any id",
             self.multi_event,
-            flag(FLAG_GATEWAY_ONLY),
-            flag(FLAG_NO_GATEWAY),
-            flag(FLAG_ORPHAN_SPAN),
+            flag(Flag::GatewayOnly),
+            flag(Flag::NoGateway),
+            flag(Flag::OrphanSpan),
             info.window.unjoined
         );
         if info.window.late > 0 {

@@ -2,10 +2,10 @@
 //! offset and source, the span waterfall, and the verdict with its evidence.
 
 use super::escape::terminal;
-use crate::analysis::Labelled;
 use crate::correlate::Skew;
-use crate::event::{Event, Source};
-use crate::parse::time::format_ts;
+use crate::event::time::format_ts;
+use crate::event::{Event, Source, SpanStatus};
+use crate::labelled::Labelled;
 use std::fmt::Write;
 
 /// Skew below this is network latency, not a clock problem: not corrected.
@@ -45,7 +45,7 @@ pub fn describe(e: &Event) -> String {
                 "span {:?} [{}] {}",
                 sp.map(|s| s.name.as_str()).unwrap_or(""),
                 sp.map(|s| s.kind.as_str()).unwrap_or(""),
-                sp.map(|s| s.status_code).unwrap_or("")
+                sp.map(|s| s.status.as_str()).unwrap_or("")
             );
             if let Some(st) = e.status {
                 let _ = write!(s, " http {st}");
@@ -65,7 +65,7 @@ pub fn describe(e: &Event) -> String {
         }
         _ => format!(
             "{}: {}",
-            e.level.as_deref().unwrap_or("-"),
+            e.level.map(|l| l.as_str()).unwrap_or("-"),
             e.message.as_deref().unwrap_or("")
         ),
     }
@@ -98,7 +98,7 @@ pub fn render(l: &Labelled, skew: &[Skew]) -> String {
         if r.flags.is_empty() {
             String::new()
         } else {
-            format!("   flags: {}", r.flags.join(", "))
+            format!("   flags: {}", r.flags_text().replace(',', ", "))
         }
     );
     if let Some(v) = &l.verdict {
@@ -138,7 +138,7 @@ pub fn render(l: &Labelled, skew: &[Skew]) -> String {
                 (t - t0) as f64 / 1e6 - s.median_ms
             );
         }
-        let who = e.service.as_deref().unwrap_or(e.format);
+        let who = e.service.as_deref().unwrap_or(&e.format);
         let _ = writeln!(
             o,
             "  {off}  {:<8} {:<16} {}   ({})",
@@ -212,7 +212,7 @@ fn waterfall(r: &crate::correlate::Request, o: &mut String) {
         let t = s.ts.unwrap_or(start);
         let e = sp.and_then(|x| x.end_ts).unwrap_or(t);
         let (a, b) = (col(t), col(e).max(col(t) + 1));
-        let mark = if sp.is_some_and(|x| x.status_code == "error") {
+        let mark = if sp.is_some_and(|x| x.status == SpanStatus::Error) {
             "✗"
         } else {
             " "

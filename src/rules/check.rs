@@ -4,7 +4,9 @@
 use super::pack::ExampleEvent;
 use super::Engine;
 use crate::correlate::{build_request, keys};
-use crate::event::{Event, Origin, Source, SpanException, SpanFields, SpanKind};
+use crate::event::{
+    Event, FieldValue, Origin, Source, SpanException, SpanFields, SpanKind, SpanStatus, FIELDS,
+};
 use std::sync::Arc;
 
 /// One failed example: which rule, which example, what went wrong.
@@ -15,21 +17,13 @@ pub struct ExampleFailure {
     pub problem: String,
 }
 
-fn to_event(x: &ExampleEvent, i: usize) -> Event {
-    let source = Source::parse(&x.source).unwrap_or(Source::Backend);
-    let span = (source == Source::Span).then(|| {
+/// An example event as the parsers would have produced it.
+pub(super) fn to_event(x: &ExampleEvent, i: usize) -> Result<Event, String> {
+    let span = (x.source == Source::Span).then(|| {
         Box::new(SpanFields {
             name: x.span_name.as_deref().unwrap_or("span").to_string(),
-            kind: match x.span_kind.as_deref() {
-                Some("client") => SpanKind::Client,
-                Some("internal") => SpanKind::Internal,
-                _ => SpanKind::Server,
-            },
-            status_code: match x.span_status.as_deref() {
-                Some("error") => "error",
-                Some("ok") => "ok",
-                _ => "unset",
-            },
+            kind: x.span_kind.unwrap_or(SpanKind::Server),
+            status: x.span_status.unwrap_or(SpanStatus::Unset),
             status_message: None,
             end_ts: None,
             exceptions: x
@@ -45,36 +39,40 @@ fn to_event(x: &ExampleEvent, i: usize) -> Event {
                 .collect(),
         })
     });
-    Event {
+    let mut ev = Event {
         ts: Some(1_700_000_000_000_000_000 + i as i64 * 1_000_000),
-        source: Some(source),
-        format: "example",
+        source: Some(x.source),
+        format: "example".into(),
         origin: Some(Origin {
             file: Arc::from("example"),
             line: i as u64 + 1,
             item: None,
         }),
-        service: x.service.clone(),
-        request_id: Some(
-            x.request_id
-                .clone()
-                .unwrap_or_else(|| "example-request".into()),
-        ),
-        trace_id: x.trace_id.clone(),
-        span_id: x.span_id.clone(),
-        parent_span_id: x.parent_span_id.clone(),
-        method: x.method.clone(),
-        path: x.path.clone(),
-        status: x.status,
-        upstream_status: x.upstream_status.clone(),
-        upstream_addr: x.upstream_addr.clone(),
-        gateway_error: x.gateway_error.clone(),
-        route: x.route.clone(),
-        level: x.level.clone(),
-        message: x.message.clone(),
+        request_id: Some("example-request".into()),
         span,
         ..Default::default()
+    };
+    for (name, value) in &x.fields {
+        let field = crate::event::field(name).ok_or_else(|| {
+            format!(
+                "an example event has no field {name:?}; fields: source, span_name, span_kind, span_status, exception, {}",
+                FIELDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        let fits = match value {
+            toml::Value::String(s) => (field.set)(&mut ev, FieldValue::Text(s)),
+            toml::Value::Integer(n) => (field.set)(&mut ev, FieldValue::Int(*n)),
+            toml::Value::Float(f) => (field.set)(&mut ev, FieldValue::Millis(*f)),
+            _ => false,
+        };
+        if !fits {
+            return Err(format!(
+                "example field {name} = {value} does not fit a {:?} field",
+                field.kind
+            ));
+        }
     }
+    Ok(ev)
 }
 
 /// Runs every example; returns (examples run, failures).
@@ -92,12 +90,23 @@ pub fn check_examples(engine: &Engine) -> (usize, Vec<ExampleFailure>) {
         }
         for (n, ex) in rule.def.examples.iter().enumerate() {
             run += 1;
-            let events: Vec<Event> = ex
+            let events: Result<Vec<Event>, String> = ex
                 .events
                 .iter()
                 .enumerate()
                 .map(|(i, e)| to_event(e, i))
                 .collect();
+            let events = match events {
+                Ok(e) => e,
+                Err(problem) => {
+                    failures.push(ExampleFailure {
+                        rule: rule.def.name.clone(),
+                        example: n + 1,
+                        problem,
+                    });
+                    continue;
+                }
+            };
             let keys = events.iter().flat_map(keys).collect();
             let req = build_request(events, keys);
             let verdict = engine.evaluate(&ev, &req);
@@ -116,7 +125,7 @@ pub fn check_examples(engine: &Engine) -> (usize, Vec<ExampleFailure>) {
                 )));
                 continue;
             }
-            let decides = ex.decides.unwrap_or(ex.label == rule.def.label);
+            let decides = ex.decides.unwrap_or(ex.label == rule.def.label.as_str());
             if let Some(v) = &verdict {
                 if decides && v.rule != rule.def.name {
                     failures.push(fail(format!(

@@ -1,7 +1,7 @@
 use super::pack::{Pack, RuleDef};
-use super::{Evidence, Verdict, RULE_LABELS};
+use super::{Evidence, Label, Verdict};
 use crate::correlate::Request;
-use crate::event::{Event, Source, Text};
+use crate::event::{Event, FieldValue, Kind, Source, Text, DERIVED_FIELDS, FIELDS};
 use anyhow::{anyhow, bail, Context as _, Result};
 use cel::{Context, Env, Program, Value};
 use regex::Regex;
@@ -63,34 +63,6 @@ struct Refs {
     e: Vec<String>,
 }
 
-const EVENT_FIELDS: &[&str] = &[
-    "source",
-    "format",
-    "service",
-    "request_id",
-    "correlation_id",
-    "trace_id",
-    "span_id",
-    "method",
-    "host",
-    "path",
-    "route",
-    "status",
-    "upstream_status",
-    "upstream_addr",
-    "duration_ms",
-    "upstream_duration_ms",
-    "client_ip",
-    "consumer",
-    "level",
-    "message",
-    "gateway_error",
-    "span_name",
-    "span_kind",
-    "span_status",
-    "exception",
-    "attributes",
-];
 const REQUEST_FIELDS: &[&str] = &[
     "status",
     "failed",
@@ -104,6 +76,13 @@ const REQUEST_FIELDS: &[&str] = &[
     "flags",
     "sources",
 ];
+
+/// The event's fields, as rules see them: the schema's and the derived ones.
+const EVENT: Option<&[&str]> = None;
+
+fn event_field_known(name: &str) -> bool {
+    crate::event::field(name).is_some() || DERIVED_FIELDS.contains(&name)
+}
 
 /// Finds the fields each rule reads, so that a verdict can be memoised on
 /// exactly those values. Any use of a whole object (`events`, `size(gateway)`)
@@ -119,13 +98,17 @@ fn references<'a>(sources: impl Iterator<Item = &'a str>) -> Option<Refs> {
         for c in idents.captures_iter(&code) {
             let field = c.get(2)?.as_str()[1..].to_string();
             let (list, known) = match &c[1] {
-                "request" => (&mut refs.request, REQUEST_FIELDS),
-                "gateway" => (&mut refs.gateway, EVENT_FIELDS),
-                "server_span" => (&mut refs.server_span, EVENT_FIELDS),
-                "e" => (&mut refs.e, EVENT_FIELDS),
+                "request" => (&mut refs.request, Some(REQUEST_FIELDS)),
+                "gateway" => (&mut refs.gateway, EVENT),
+                "server_span" => (&mut refs.server_span, EVENT),
+                "e" => (&mut refs.e, EVENT),
                 _ => return None,
             };
-            if !known.contains(&field.as_str()) {
+            let known = match known {
+                Some(list) => list.contains(&field.as_str()),
+                None => event_field_known(&field),
+            };
+            if !known {
                 return None;
             }
             if !list.contains(&field) {
@@ -139,7 +122,7 @@ fn references<'a>(sources: impl Iterator<Item = &'a str>) -> Option<Refs> {
 impl Engine {
     pub fn load(user_dir: Option<&Path>) -> Result<Engine> {
         let mut packs: Vec<(String, Pack)> = Vec::new();
-        for (file, text) in crate::parse::embedded::RULES {
+        for (file, text) in super::embedded::RULES {
             let pack: Pack =
                 toml::from_str(text).with_context(|| format!("built-in rules/{file}"))?;
             packs.push(("built-in".into(), pack));
@@ -172,14 +155,6 @@ impl Engine {
                 patterns.insert(name.clone(), re);
             }
             for def in pack.rules {
-                if !RULE_LABELS.contains(&def.label.as_str()) {
-                    bail!(
-                        "{origin}: rule {:?} has label {:?}; labels are {}",
-                        def.name,
-                        def.label,
-                        RULE_LABELS.join(", ")
-                    );
-                }
                 let compile = |what: &str, src: &Option<String>| -> Result<Option<Program>> {
                     src.as_deref()
                         .map(|s| {
@@ -454,7 +429,7 @@ impl Engine {
             }
         }
         Verdict {
-            label: rule.def.label.clone(),
+            label: rule.def.label,
             rule: rule.def.name.clone(),
             explanation,
             evidence,
@@ -488,7 +463,7 @@ fn unknown_verdict(req: &Request) -> Verdict {
         format!("{status}; no rule matched ({})", missing.join(", "))
     };
     Verdict {
-        label: "unknown".into(),
+        label: Label::Unknown,
         rule: "no-sufficient-evidence".into(),
         explanation,
         evidence: req
@@ -526,7 +501,7 @@ pub fn evidence_of(e: &Event, note: Option<String>) -> Evidence {
                 "span {:?} ({}) status {}",
                 sp.map(|s| s.name.as_str()).unwrap_or(""),
                 e.service.as_deref().unwrap_or("?"),
-                sp.map(|s| s.status_code).unwrap_or("unset")
+                sp.map(|s| s.status.as_str()).unwrap_or("unset")
             );
             if let Some(m) = sp.and_then(|s| s.status_message.as_deref()) {
                 d.push_str(&format!(": {m}"));
@@ -543,7 +518,7 @@ pub fn evidence_of(e: &Event, note: Option<String>) -> Evidence {
         _ => format!(
             "{} {}: {}",
             e.service.as_deref().unwrap_or("?"),
-            e.level.as_deref().unwrap_or("-"),
+            e.level.map(|l| l.as_str()).unwrap_or("-"),
             e.message.as_deref().unwrap_or("")
         ),
     };
@@ -600,48 +575,32 @@ fn map(entries: Vec<(&'static str, Value)>) -> Value {
     Value::from(m)
 }
 
-/// An event as a CEL map. Absent text is `""` and absent numbers `0`, so
-/// conditions stay short (`gateway.upstream_status == ""`).
+/// An event as a CEL map: every schema field plus the derived ones. Absent
+/// text is `""` and absent numbers `0`, so conditions stay short
+/// (`gateway.upstream_status == ""`).
 pub fn event_value(e: &Event) -> Value {
-    let sp = e.span.as_ref();
-    let exception = e.field_text("exception").unwrap_or_default().into_owned();
+    let mut m: HashMap<&str, Value> = HashMap::with_capacity(FIELDS.len() + DERIVED_FIELDS.len());
+    for f in FIELDS {
+        let v = match ((f.get)(e), f.kind) {
+            (Some(FieldValue::Text(t)), _) => Value::from(t.to_string()),
+            (Some(FieldValue::Int(i)), _) => Value::Int(i),
+            (Some(FieldValue::Millis(x)), _) => Value::Float(x),
+            (None, Kind::Text) => Value::from(String::new()),
+            (None, Kind::Int) => Value::Int(0),
+            (None, Kind::Millis) => Value::Float(0.0),
+        };
+        m.insert(f.name, v);
+    }
+    let sp = e.span.as_deref();
+    let source = e.source.map(|s| s.as_str()).unwrap_or("");
     let attrs: HashMap<String, Value> = e
         .attributes
         .iter()
         .map(|(k, v)| (k.to_string(), Value::from(v.clone())))
         .collect();
-    map(vec![
-        (
-            "source",
-            Value::from(if e.source.is_some() {
-                e.source().as_str()
-            } else {
-                ""
-            }),
-        ),
+    for (name, v) in [
+        ("source", Value::from(source)),
         ("format", Value::from(e.format.to_string())),
-        ("service", s(&e.service)),
-        ("request_id", s(&e.request_id)),
-        ("correlation_id", s(&e.correlation_id)),
-        ("trace_id", s(&e.trace_id)),
-        ("span_id", s(&e.span_id)),
-        ("method", s(&e.method)),
-        ("host", s(&e.host)),
-        ("path", s(&e.path)),
-        ("route", s(&e.route)),
-        ("status", Value::Int(e.status.map(i64::from).unwrap_or(0))),
-        ("upstream_status", s(&e.upstream_status)),
-        ("upstream_addr", s(&e.upstream_addr)),
-        ("duration_ms", Value::Float(e.duration_ms.unwrap_or(0.0))),
-        (
-            "upstream_duration_ms",
-            Value::Float(e.upstream_duration_ms.unwrap_or(0.0)),
-        ),
-        ("client_ip", s(&e.client_ip)),
-        ("consumer", s(&e.consumer)),
-        ("level", s(&e.level)),
-        ("message", s(&e.message)),
-        ("gateway_error", s(&e.gateway_error)),
         (
             "span_name",
             Value::from(sp.map(|s| s.name.clone()).unwrap_or_default()),
@@ -652,11 +611,18 @@ pub fn event_value(e: &Event) -> Value {
         ),
         (
             "span_status",
-            Value::from(sp.map(|s| s.status_code).unwrap_or("")),
+            Value::from(sp.map(|s| s.status.as_str()).unwrap_or("")),
         ),
-        ("exception", Value::from(exception)),
+        ("exception", Value::from(e.exception_text())),
         ("attributes", Value::from(attrs)),
-    ])
+    ] {
+        debug_assert!(
+            DERIVED_FIELDS.contains(&name),
+            "{name} is not in DERIVED_FIELDS"
+        );
+        m.insert(name, v);
+    }
+    Value::from(m)
 }
 
 fn request_value(r: &Request) -> Value {

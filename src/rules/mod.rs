@@ -9,24 +9,33 @@ mod eval;
 pub mod pack;
 
 pub use check::check_examples;
+
+/// Rule packs compiled into the binary: `(file name, TOML text)`.
+pub mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
+}
 pub use eval::{Engine, Evaluator};
 
-use serde::Serialize;
+use crate::event::text_enum;
+use serde::{Deserialize, Serialize};
 
-/// What a rule may conclude: one of the five labels of DESIGN.md (auth,
-/// routing, quota, transform, upstream), or `unknown` for a rule that
-/// recognises a failure not to blame on the system (a client that went away).
-pub const RULE_LABELS: &[&str] = &[
-    "auth",
-    "routing",
-    "quota",
-    "transform",
-    "upstream",
-    "unknown",
-];
+text_enum! {
+    /// Why a failed request failed (docs/CONTRACT.md "Labels"): one of the five
+    /// causes, or `unknown` when no rule's evidence is sufficient (or for a
+    /// failure not to blame on the system, such as a client that went away).
+    pub enum Label {
+        Auth = "auth",
+        Routing = "routing",
+        Quota = "quota",
+        Transform = "transform",
+        Upstream = "upstream",
+        Unknown = "unknown",
+    }
+}
 
-/// One event that supports a verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One event that supports a verdict: where it is (`file:line`, or
+/// `file:line#span` inside an OTLP batch), what wrote it, and what it says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     pub origin: String,
     pub source: String,
@@ -36,8 +45,7 @@ pub struct Evidence {
 /// The label of a failed request and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
-    /// One of [`RULE_LABELS`].
-    pub label: String,
+    pub label: Label,
     pub rule: String,
     pub explanation: String,
     pub evidence: Vec<Evidence>,

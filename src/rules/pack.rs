@@ -1,6 +1,7 @@
 //! The schema of a rule pack (`rules/*.toml`).
 
-use crate::event::Text;
+use super::Label;
+use crate::event::{Source, SpanKind, SpanStatus};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -20,7 +21,7 @@ pub struct RuleDef {
     pub name: String,
     /// One of auth, routing, quota, transform, upstream; or unknown, for a
     /// failure not to blame on the system.
-    pub label: String,
+    pub label: Label,
     /// Higher wins. Causes closer to the origin (backend, span) rank above the
     /// gateway's view of them, and flags above bare status codes.
     pub priority: i32,
@@ -50,26 +51,17 @@ pub struct Example {
     pub events: Vec<ExampleEvent>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One event of an example: its source, span fields for a span, and any
+/// schema field by name (`status = 502`, `message = "..."`).
+#[derive(Debug, Clone, Deserialize)]
 pub struct ExampleEvent {
-    pub source: String,
-    pub request_id: Option<Text>,
-    pub trace_id: Option<Text>,
-    pub span_id: Option<Text>,
-    pub parent_span_id: Option<Text>,
-    pub service: Option<Text>,
-    pub method: Option<Text>,
-    pub path: Option<Text>,
-    pub status: Option<u16>,
-    pub upstream_status: Option<Text>,
-    pub upstream_addr: Option<Text>,
-    pub gateway_error: Option<Text>,
-    pub route: Option<Text>,
-    pub level: Option<Text>,
-    pub message: Option<Text>,
-    pub span_name: Option<Text>,
-    pub span_kind: Option<Text>,
-    pub span_status: Option<Text>,
-    pub exception: Option<Text>,
+    pub source: Source,
+    pub span_name: Option<String>,
+    pub span_kind: Option<SpanKind>,
+    pub span_status: Option<SpanStatus>,
+    /// `Type: message` of an exception recorded on the span.
+    pub exception: Option<String>,
+    /// Schema fields ([`crate::event::FIELDS`]); names are checked when the pack loads.
+    #[serde(flatten)]
+    pub fields: BTreeMap<String, toml::Value>,
 }

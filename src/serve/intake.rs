@@ -159,7 +159,7 @@ mod tests {
     fn a_full_queue_refuses_whole_messages_and_counts_nothing_twice() {
         let (intake, outlet) = channel(3);
         let ev = || Event {
-            format: "t",
+            format: "t".into(),
             ..Default::default()
         };
         assert!(intake.offer(vec![ev(), ev()]).is_ok());

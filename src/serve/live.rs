@@ -4,13 +4,12 @@
 //! and JSON lines as `analyze`.
 
 use super::intake::{Counters, Msg, Outlet};
-use crate::analysis::{label_closed, Labelled};
+use crate::analysis::label_closed;
 use crate::correlate::{Closed, Correlator, LiveLimits, SkewEstimator, WindowStats};
-use crate::report::jsonl;
+use crate::labelled::Labelled;
 use crate::report::summary::{Contribution, Summary};
 use crate::rules::Engine;
-use crate::store::StoreWriter;
-use std::io::Write;
+use crate::sink::LabelledSink;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,7 +20,6 @@ const TICK: Duration = Duration::from_millis(100);
 pub struct LiveOptions {
     pub window_ms: u64,
     pub limits: LiveLimits,
-    pub failures_only: bool,
     /// `--infer-joins`, as in `analyze`.
     pub infer_joins: bool,
     /// Every this often, one summary line on stderr (`None`: never).
@@ -49,10 +47,8 @@ pub fn run(
     engine: &Engine,
     counters: &Counters,
     opts: &LiveOptions,
-    mut out: Option<Box<dyn Write + Send>>,
-    store: Option<StoreWriter>,
+    mut sink: LabelledSink,
 ) -> Finished {
-    let mut store = StoreSink(store);
     let mut emitted = Emitted::new(opts.limits.retain);
     let mut last_store = Instant::now();
     let mut corr = Correlator::new(opts.window_ms).live(opts.limits);
@@ -63,15 +59,13 @@ pub fn run(
     let mut skew = SkewEstimator::default();
     let mut closed: Vec<Closed> = Vec::new();
     let mut labelled: Vec<Option<Labelled>> = Vec::new();
-    let mut write_error = None;
     let mut last_tick = Instant::now();
     let mut stats = StatsLine::new();
     let keep = |_: &crate::correlate::Request| true;
     let mut emit = |closed: &mut Vec<Closed>,
                     corr: &Correlator,
                     summary: &mut Summary,
-                    out: &mut Option<Box<dyn Write + Send>>,
-                    store: &mut StoreSink| {
+                    sink: &mut LabelledSink| {
         if !closed.is_empty() {
             label_closed(engine, closed, &keep, &mut labelled);
             for l in labelled.drain(..).flatten() {
@@ -84,25 +78,14 @@ pub fn run(
                 }
                 let contribution = summary.add(&l);
                 emitted.keep(&l.request.ids, contribution);
-                store.with(|s| s.add(&l));
+                sink.add(&l);
                 Counters::add(&counters.emitted, 1);
                 // Failed requests, each once at its latest revision (emissions count twice).
                 counters
                     .failed
                     .store(summary.failed as u64, Ordering::Relaxed);
-                if let (Some(w), None) = (out.as_mut(), &write_error) {
-                    if !opts.failures_only || l.request.failed {
-                        if let Err(e) = writeln!(w, "{}", jsonl::request_json(&l)) {
-                            write_error = Some(e);
-                        }
-                    }
-                }
             }
-            if let (Some(w), None) = (out.as_mut(), &write_error) {
-                if let Err(e) = w.flush() {
-                    write_error = Some(e);
-                }
-            }
+            sink.flush_json();
         }
         let s = &corr.stats;
         counters
@@ -131,37 +114,37 @@ pub fn run(
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             corr.close_idle(now_ns(), &mut closed);
-            emit(&mut closed, &corr, &mut summary, &mut out, &mut store);
+            emit(&mut closed, &corr, &mut summary, &mut sink);
             if let Some(every) = opts.stats_every {
                 stats.maybe_print(every, counters, &summary);
             }
             if last_store.elapsed() >= opts.store_every {
                 last_store = Instant::now();
-                store.with(StoreWriter::flush_all);
+                sink.flush_store();
             }
         }
     }
     // Sources have stopped; whatever they queued before the shutdown is in
     // the channel ahead of it and was taken above.
     corr.close_all(&mut closed);
-    emit(&mut closed, &corr, &mut summary, &mut out, &mut store);
+    emit(&mut closed, &corr, &mut summary, &mut sink);
     if opts.stats_every.is_some() {
         stats.print(counters, &summary);
     }
-    if let Some(s) = store.0 {
-        match s.finish() {
-            Ok(e) => eprintln!(
-                "tracejoin: store: run {} holds {} requests ({} failed)",
-                e.run, e.requests, e.failed
-            ),
-            Err(e) => eprintln!("tracejoin: cannot write the store: {e:#}"),
-        }
+    let outcome = sink.finish();
+    match outcome.store {
+        Some(Ok(e)) => eprintln!(
+            "tracejoin: store: run {} holds {} requests ({} failed)",
+            e.run, e.requests, e.failed
+        ),
+        Some(Err(e)) => eprintln!("tracejoin: cannot write the store: {e:#}"),
+        None => {}
     }
     Finished {
         summary,
         window: corr.stats,
         skew: skew.finish(),
-        write_error,
+        write_error: outcome.json_error,
     }
 }
 
@@ -209,21 +192,6 @@ impl Emitted {
         let (n, c) = self.by_id.remove(id)?;
         self.by_id.retain(|_, (m, _)| *m != n);
         Some(c)
-    }
-}
-
-/// The store, if any; after a write error it is dropped (said once on stderr)
-/// and the JSON output and summary go on.
-struct StoreSink(Option<StoreWriter>);
-
-impl StoreSink {
-    fn with(&mut self, f: impl FnOnce(&mut StoreWriter) -> anyhow::Result<()>) {
-        if let Some(s) = self.0.as_mut() {
-            if let Err(e) = f(s) {
-                eprintln!("tracejoin: cannot write the store: {e:#}; no more requests go to it");
-                self.0 = None;
-            }
-        }
     }
 }
 

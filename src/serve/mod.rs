@@ -12,9 +12,9 @@ pub mod intake;
 pub mod live;
 pub mod receiver;
 
-use crate::correlate::LiveLimits;
 use crate::parse::Registry;
 use crate::rules::Engine;
+use crate::sink::LabelledSink;
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -34,47 +34,16 @@ pub struct ServeOptions {
     /// answer "busy, retry".
     pub max_queued: usize,
     pub live: live::LiveOptions,
+    /// With `json`: only requests that failed.
+    pub failures_only: bool,
     /// `-` for stdout.
     pub json: Option<PathBuf>,
     /// The Parquet store to append emitted requests to.
     pub store: Option<PathBuf>,
 }
 
-impl ServeOptions {
-    pub fn defaults() -> ServeOptions {
-        ServeOptions {
-            grpc: Some(SocketAddr::from(([127, 0, 0, 1], 4317))),
-            http: Some(SocketAddr::from(([127, 0, 0, 1], 4318))),
-            follow: follow::FollowOptions {
-                patterns: Vec::new(),
-                from_beginning: false,
-                max_line: crate::ingest::DEFAULT_MAX_LINE,
-                formats: Vec::new(),
-            },
-            token: None,
-            max_message: 4 << 20,
-            max_queued: 200_000,
-            live: live::LiveOptions {
-                window_ms: crate::analysis::DEFAULT_WINDOW_MS,
-                limits: LiveLimits {
-                    max_age_ns: 300_000_000_000,
-                    max_open: 100_000,
-                    max_events: 1_000_000,
-                    retain: 20_000,
-                },
-                failures_only: false,
-                infer_joins: false,
-                stats_every: Some(Duration::from_secs(10)),
-                store_every: Duration::from_secs(60),
-            },
-            json: None,
-            store: None,
-        }
-    }
-}
-
-/// Runs until SIGINT or SIGTERM; returns the exit code.
-pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32> {
+/// Runs until SIGINT or SIGTERM.
+pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()> {
     let started = Instant::now();
     let registry = Arc::new(registry);
     let engine = Arc::new(engine);
@@ -145,13 +114,17 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32
     );
 
     let window_ms = opts.live.window_ms;
+    let failures_only = opts.failures_only;
     let pipeline = {
         let engine = engine.clone();
         let counters = counters.clone();
         let live = opts.live;
         std::thread::Builder::new()
             .name("tracejoin-pipeline".into())
-            .spawn(move || live::run(outlet, &engine, &counters, &live, out, store))?
+            .spawn(move || {
+                let sink = LabelledSink::new(out, failures_only, store);
+                live::run(outlet, &engine, &counters, &live, sink)
+            })?
     };
     let stop = Arc::new(AtomicBool::new(false));
     let follower = (!opts.follow.patterns.is_empty())
@@ -235,7 +208,7 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32
             ..Default::default()
         },
     ];
-    let info = crate::analysis::RunInfo {
+    let info = crate::labelled::RunInfo {
         files: sources,
         window: finished.window,
         window_ms,
@@ -256,7 +229,7 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<i32
             return Err(e).context("cannot write the --json output");
         }
     }
-    Ok(crate::cli::EXIT_OK)
+    Ok(())
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -114,7 +114,7 @@ pub fn run_entry(
         .iter()
         .map(|r| RuleEntry {
             name: r.def.name.clone(),
-            label: r.def.label.clone(),
+            label: r.def.label.to_string(),
             priority: r.def.priority as i64,
             pack: r.pack.clone(),
         })

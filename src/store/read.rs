@@ -4,14 +4,16 @@
 //! one row range of one partition file.
 
 use super::Manifest;
-use crate::analysis::Labelled;
-use crate::correlate::{build_request, keys};
-use crate::event::{Event, Origin, Source, SpanException, SpanFields, SpanKind, Text};
+use crate::correlate::{locate, Request};
+use crate::event::{
+    Event, FieldValue, Kind as FieldKind, SpanFields, SpanKind, SpanStatus, Text, FIELDS,
+};
+use crate::labelled::Labelled;
 use crate::rules::{Evidence, Verdict};
 use anyhow::{bail, Result};
 use polars::prelude::*;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 pub struct Store {
     pub dir: PathBuf,
@@ -59,7 +61,7 @@ impl Store {
     pub fn table(&self, table: &str) -> Result<LazyFrame> {
         let schema = match table {
             "requests" => super::schema::REQUESTS,
-            "events" => super::schema::EVENTS,
+            "events" => &super::schema::EVENTS,
             _ => bail!("no table {table:?} (the store has requests and events)"),
         };
         if !self.has_files(table) {
@@ -77,8 +79,8 @@ impl Store {
     /// store's request key), rebuilt from its stored events, with its stored verdict.
     pub fn lookup(&self, id: &str) -> Result<Option<Labelled>> {
         let mut wanted: Vec<String> = [
-            crate::correlate::ids::normalize(id),
-            crate::correlate::ids::normalize_trace(id),
+            crate::event::ids::normalize(id),
+            crate::event::ids::normalize_trace(id),
             Some(id.to_string()),
         ]
         .into_iter()
@@ -139,43 +141,29 @@ fn floats(df: &DataFrame, c: &str) -> Result<Vec<Option<f64>>> {
     Ok((0..ca.len()).map(|i| ca.get(i)).collect())
 }
 
-/// Events back from their rows (the inverse of [`super::schema::event_row`]).
+/// A typed column of the events table, read once per batch of rows.
+enum Col<'a> {
+    S(&'a StringChunked),
+    I(Vec<Option<i64>>),
+    F(Vec<Option<f64>>),
+}
+
+/// Events back from their rows (the inverse of [`super::schema::event_row`]):
+/// every schema field from its column, by [`FIELDS`].
 fn events_of(df: &DataFrame) -> Result<Vec<Event>> {
     let t = |c| strs(df, c);
     let (source, format, origin) = (t("source")?, t("format")?, t("origin")?);
     let (ts, span_end) = (times(df, "ts")?, times(df, "span_end")?);
-    let (status, bin, bout) = (
-        ints(df, "status")?,
-        ints(df, "bytes_in")?,
-        ints(df, "bytes_out")?,
-    );
-    let (dur, udur) = (
-        floats(df, "duration_ms")?,
-        floats(df, "upstream_duration_ms")?,
-    );
-    let text = |c: &StringChunked, i: usize| c.get(i).map(Text::from);
-    let cols: Vec<&StringChunked> = [
-        "service",
-        "request_id",
-        "correlation_id",
-        "trace_id",
-        "span_id",
-        "parent_span_id",
-        "method",
-        "host",
-        "path",
-        "route",
-        "upstream_status",
-        "upstream_addr",
-        "client_ip",
-        "consumer",
-        "level",
-        "message",
-        "gateway_error",
-    ]
-    .iter()
-    .map(|c| strs(df, c))
-    .collect::<Result<_>>()?;
+    let cols: Vec<Col> = FIELDS
+        .iter()
+        .map(|f| {
+            Ok(match f.kind {
+                FieldKind::Text => Col::S(strs(df, f.name)?),
+                FieldKind::Int => Col::I(ints(df, f.name)?),
+                FieldKind::Millis => Col::F(floats(df, f.name)?),
+            })
+        })
+        .collect::<Result<_>>()?;
     let (span_name, span_kind, span_status, span_msg, exceptions, attributes) = (
         t("span_name")?,
         t("span_kind")?,
@@ -186,138 +174,115 @@ fn events_of(df: &DataFrame) -> Result<Vec<Event>> {
     );
     let mut out = Vec::with_capacity(df.height());
     for i in 0..df.height() {
-        let origin = origin.get(i).map(|o| {
-            let (file_line, item) = match o.rsplit_once('#') {
-                Some((a, b)) => (a, Some(b.to_string())),
-                None => (o, None),
-            };
-            let (file, line) = file_line
-                .rsplit_once(':')
-                .map_or((file_line, 0), |(f, l)| (f, l.parse().unwrap_or(0)));
-            Origin {
-                file: Arc::from(file),
-                line,
-                item,
-            }
-        });
         let span = span_name.get(i).map(|name| {
-            let exceptions: Vec<SpanException> = exceptions
-                .get(i)
-                .and_then(|x| serde_json::from_str::<Vec<serde_json::Value>>(x).ok())
-                .unwrap_or_default()
-                .iter()
-                .map(|x| SpanException {
-                    r#type: x["type"].as_str().map(str::to_string),
-                    message: x["message"].as_str().map(str::to_string),
-                })
-                .collect();
             Box::new(SpanFields {
                 name: name.to_string(),
-                kind: match span_kind.get(i).unwrap_or("") {
-                    "internal" => SpanKind::Internal,
-                    "server" => SpanKind::Server,
-                    "client" => SpanKind::Client,
-                    "producer" => SpanKind::Producer,
-                    "consumer" => SpanKind::Consumer,
-                    _ => SpanKind::Unspecified,
-                },
-                status_code: match span_status.get(i).unwrap_or("") {
-                    "error" => "error",
-                    "ok" => "ok",
-                    _ => "unset",
-                },
+                kind: span_kind
+                    .get(i)
+                    .and_then(|k| k.parse().ok())
+                    .unwrap_or(SpanKind::Unspecified),
+                status: span_status
+                    .get(i)
+                    .and_then(|k| k.parse().ok())
+                    .unwrap_or(SpanStatus::Unset),
                 status_message: span_msg.get(i).map(str::to_string),
                 end_ts: span_end[i],
-                exceptions,
+                exceptions: exceptions
+                    .get(i)
+                    .and_then(|x| serde_json::from_str(x).ok())
+                    .unwrap_or_default(),
             })
         });
         let attributes = attributes
             .get(i)
-            .and_then(|a| {
-                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(a).ok()
-            })
-            .map(|m| {
-                m.into_iter()
-                    .map(|(k, v)| (k.into(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
+            .and_then(|a| serde_json::from_str::<BTreeMap<Text, String>>(a).ok())
+            .map(|m| m.into_iter().collect())
             .unwrap_or_default();
-        out.push(Event {
+        let mut ev = Event {
             ts: ts[i],
-            source: source.get(i).and_then(Source::parse),
-            format: crate::parse::intern(format.get(i).unwrap_or("store")),
-            origin,
-            service: text(cols[0], i),
-            request_id: text(cols[1], i),
-            correlation_id: text(cols[2], i),
-            trace_id: text(cols[3], i),
-            span_id: text(cols[4], i),
-            parent_span_id: text(cols[5], i),
-            method: text(cols[6], i),
-            host: text(cols[7], i),
-            path: text(cols[8], i),
-            route: text(cols[9], i),
-            status: status[i].map(|s| s as u16),
-            upstream_status: text(cols[10], i),
-            upstream_addr: text(cols[11], i),
-            duration_ms: dur[i],
-            upstream_duration_ms: udur[i],
-            bytes_in: bin[i].map(|b| b as u64),
-            bytes_out: bout[i].map(|b| b as u64),
-            client_ip: text(cols[12], i),
-            consumer: text(cols[13], i),
-            level: text(cols[14], i),
-            message: text(cols[15], i),
-            gateway_error: text(cols[16], i),
+            source: source.get(i).and_then(|s| s.parse().ok()),
+            format: Text::from(format.get(i).unwrap_or("store")),
+            origin: origin.get(i).and_then(|o| o.parse().ok()),
             span,
             attributes,
-        });
+            ..Default::default()
+        };
+        for (f, col) in FIELDS.iter().zip(&cols) {
+            let v = match col {
+                Col::S(c) => c.get(i).map(FieldValue::Text),
+                Col::I(c) => c[i].map(FieldValue::Int),
+                Col::F(c) => c[i].map(FieldValue::Millis),
+            };
+            if let Some(v) = v {
+                (f.set)(&mut ev, v);
+            }
+        }
+        out.push(ev);
     }
     Ok(out)
 }
 
-/// A request from its stored row and events; the verdict is the stored one
-/// (the rules of the run that wrote it), not re-evaluated.
+/// A request from its stored row and events, as stored: the summary fields
+/// and verdict are the row's (the rules of the run that wrote it), not derived
+/// again; only which event is the gateway's and which the entry span is found
+/// from the events.
 fn rebuild(request: &DataFrame, events: &DataFrame) -> Result<Labelled> {
-    let events = events_of(events)?;
-    let ks: Vec<String> = {
-        let mut all: Vec<String> = events.iter().flat_map(keys).collect();
-        all.sort();
-        all.dedup();
-        all
-    };
-    let mut r = build_request(events, ks);
+    let mut events = events_of(events)?;
+    let (gateway, server_span) = locate(&mut events);
     let t = |c| strs(request, c);
-    if let Some(flags) = t("flags")?.get(0) {
-        for f in flags.split(',').filter(|f| !f.is_empty()) {
-            let f = crate::parse::intern(f);
-            if !r.flags.contains(&f) {
-                r.flags.push(f);
-            }
-        }
-    }
-    r.inferred = floats(request, "join_confidence")?[0].map(|c| c as f32);
+    let text = |c| -> Result<Option<Text>> { Ok(t(c)?.get(0).map(Text::from)) };
+    let list = |c| -> Result<Vec<String>> {
+        Ok(t(c)?
+            .get(0)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect())
+    };
+    let request_row = Request {
+        gateway,
+        server_span,
+        request_id: text("request_id")?,
+        trace_id: text("trace_id")?,
+        ids: list("ids")?,
+        start: times(request, "start")?[0],
+        duration_ms: floats(request, "duration_ms")?[0],
+        method: text("method")?,
+        host: text("host")?,
+        path: text("path")?,
+        route: text("route")?,
+        status: ints(request, "status")?[0].and_then(|s| u16::try_from(s).ok()),
+        service: text("service")?,
+        consumer: text("consumer")?,
+        failed: request.column("failed")?.bool()?.get(0).unwrap_or(false),
+        // A flag this version does not know (a newer writer's) is left out.
+        flags: list("flags")?
+            .iter()
+            .filter_map(|f| f.parse().ok())
+            .collect(),
+        inferred: floats(request, "join_confidence")?[0].map(|c| c as f32),
+        revision: 1,
+        events,
+    };
     let verdict = match t("label")?.get(0) {
         None => None,
         Some(label) => Some(Verdict {
-            label: label.to_string(),
+            label: label
+                .parse()
+                .map_err(|e| anyhow::anyhow!("stored label: {e}"))?,
             rule: t("rule")?.get(0).unwrap_or_default().to_string(),
             explanation: t("explanation")?.get(0).unwrap_or_default().to_string(),
             evidence: t("evidence")?
                 .get(0)
-                .and_then(|e| serde_json::from_str::<Vec<serde_json::Value>>(e).ok())
-                .unwrap_or_default()
-                .iter()
-                .map(|e| Evidence {
-                    origin: e["origin"].as_str().unwrap_or_default().to_string(),
-                    source: e["source"].as_str().unwrap_or_default().to_string(),
-                    detail: e["detail"].as_str().unwrap_or_default().to_string(),
-                })
-                .collect(),
+                .map(serde_json::from_str::<Vec<Evidence>>)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("stored evidence: {e}"))?
+                .unwrap_or_default(),
         }),
     };
     Ok(Labelled {
-        request: r,
+        request: request_row,
         verdict,
     })
 }

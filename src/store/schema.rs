@@ -3,8 +3,10 @@
 //! (evidence, attributes) JSON text, so that every engine reads them as is.
 
 use super::table::{Kind, Kind::*, Val};
-use crate::analysis::Labelled;
-use crate::event::Event;
+use crate::event::{self, value_text, Event, FieldValue, FIELDS};
+use crate::labelled::Labelled;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 /// Bumped when a column changes meaning or type; written to the manifest.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -37,42 +39,37 @@ pub const REQUESTS: &[(&str, Kind)] = &[
     ("join_confidence", Float),
 ];
 
-pub const EVENTS: &[(&str, Kind)] = &[
-    ("request_key", Str),
-    ("ts", Time),
-    ("source", Str),
-    ("format", Str),
-    ("origin", Str),
-    ("service", Str),
-    ("request_id", Str),
-    ("correlation_id", Str),
-    ("trace_id", Str),
-    ("span_id", Str),
-    ("parent_span_id", Str),
-    ("method", Str),
-    ("host", Str),
-    ("path", Str),
-    ("route", Str),
-    ("status", Int),
-    ("upstream_status", Str),
-    ("upstream_addr", Str),
-    ("duration_ms", Float),
-    ("upstream_duration_ms", Float),
-    ("bytes_in", Int),
-    ("bytes_out", Int),
-    ("client_ip", Str),
-    ("consumer", Str),
-    ("level", Str),
-    ("message", Str),
-    ("gateway_error", Str),
-    ("span_name", Str),
-    ("span_kind", Str),
-    ("span_status", Str),
-    ("span_status_message", Str),
-    ("span_end", Time),
-    ("exceptions", Str),
-    ("attributes", Str),
-];
+/// The events table: where each event came from, then every schema field
+/// ([`FIELDS`], in declaration order), then the span's own fields.
+pub static EVENTS: LazyLock<Vec<(&'static str, Kind)>> = LazyLock::new(|| {
+    let mut cols = vec![
+        ("request_key", Str),
+        ("ts", Time),
+        ("source", Str),
+        ("format", Str),
+        ("origin", Str),
+    ];
+    cols.extend(FIELDS.iter().map(|f| (f.name, column_kind(f.kind))));
+    cols.extend([
+        ("span_name", Str),
+        ("span_kind", Str),
+        ("span_status", Str),
+        ("span_status_message", Str),
+        ("span_end", Time),
+        ("exceptions", Str),
+        ("attributes", Str),
+    ]);
+    cols
+});
+
+/// The column type of a schema field.
+pub fn column_kind(k: event::Kind) -> Kind {
+    match k {
+        event::Kind::Text => Str,
+        event::Kind::Int => Int,
+        event::Kind::Millis => Float,
+    }
+}
 
 /// The id index: one row per id of every request, sorted by id, so that a
 /// lookup reads one row group (Parquet min/max statistics) per index file.
@@ -87,13 +84,6 @@ pub const INDEX: &[(&str, Kind)] = &[
 
 fn s(v: Option<&str>) -> Val {
     Val::S(v.map(str::to_string))
-}
-
-pub fn origin_text(e: &Event) -> Option<String> {
-    e.origin.as_ref().map(|o| match &o.item {
-        Some(item) => format!("{}:{}#{item}", o.file, o.line),
-        None => format!("{}:{}", o.file, o.line),
-    })
 }
 
 pub fn request_row(key: &str, l: &Labelled) -> Vec<Val> {
@@ -121,9 +111,9 @@ pub fn request_row(key: &str, l: &Labelled) -> Vec<Val> {
         s(v.map(|v| v.label.as_str())),
         s(v.map(|v| v.rule.as_str())),
         s(v.map(|v| v.explanation.as_str())),
-        Val::S(v.map(|v| serde_json::to_string(&v.evidence).unwrap_or_default())),
+        Val::S(v.map(|v| json(&v.evidence))),
         Val::S(Some(sources.join(","))),
-        Val::S(Some(r.flags.join(","))),
+        Val::S(Some(r.flags_text())),
         Val::I(Some(r.events.len() as i64)),
         Val::S(Some(r.join().to_string())),
         Val::F(r.inferred.map(f64::from)),
@@ -132,52 +122,51 @@ pub fn request_row(key: &str, l: &Labelled) -> Vec<Val> {
 
 pub fn event_row(key: &str, e: &Event) -> Vec<Val> {
     let span = e.span.as_deref();
-    let attributes: serde_json::Map<String, serde_json::Value> = e
-        .attributes
-        .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
-        .collect();
-    vec![
+    let mut row = Vec::with_capacity(EVENTS.len());
+    row.extend([
         Val::S(Some(key.to_string())),
         Val::T(e.ts),
         Val::S(Some(e.source().as_str().to_string())),
         Val::S(Some(e.format.to_string())),
-        Val::S(origin_text(e)),
-        s(e.service.as_deref()),
-        s(e.request_id.as_deref()),
-        s(e.correlation_id.as_deref()),
-        s(e.trace_id.as_deref()),
-        s(e.span_id.as_deref()),
-        s(e.parent_span_id.as_deref()),
-        s(e.method.as_deref()),
-        s(e.host.as_deref()),
-        s(e.path.as_deref()),
-        s(e.route.as_deref()),
-        Val::I(e.status.map(i64::from)),
-        s(e.upstream_status.as_deref()),
-        s(e.upstream_addr.as_deref()),
-        Val::F(e.duration_ms),
-        Val::F(e.upstream_duration_ms),
-        Val::I(e.bytes_in.map(|b| b as i64)),
-        Val::I(e.bytes_out.map(|b| b as i64)),
-        s(e.client_ip.as_deref()),
-        s(e.consumer.as_deref()),
-        s(e.level.as_deref()),
-        s(e.message.as_deref()),
-        s(e.gateway_error.as_deref()),
+        Val::S(e.origin.as_ref().map(|o| o.to_string())),
+    ]);
+    for f in FIELDS {
+        let v = (f.get)(e);
+        row.push(match f.kind {
+            event::Kind::Text => Val::S(v.map(|v| value_text(v).into_owned())),
+            event::Kind::Int => Val::I(match v {
+                Some(FieldValue::Int(i)) => Some(i),
+                _ => None,
+            }),
+            event::Kind::Millis => Val::F(match v {
+                Some(FieldValue::Millis(x)) => Some(x),
+                _ => None,
+            }),
+        });
+    }
+    row.extend([
         s(span.map(|s| s.name.as_str())),
         s(span.map(|s| s.kind.as_str())),
-        s(span.map(|s| s.status_code)),
+        s(span.map(|s| s.status.as_str())),
         s(span.and_then(|s| s.status_message.as_deref())),
         Val::T(span.and_then(|s| s.end_ts)),
-        Val::S(span.filter(|s| !s.exceptions.is_empty()).map(|s| {
-            let list: Vec<serde_json::Value> = s
-                .exceptions
+        Val::S(
+            span.filter(|s| !s.exceptions.is_empty())
+                .map(|s| json(&s.exceptions)),
+        ),
+        Val::S((!e.attributes.is_empty()).then(|| {
+            let map: BTreeMap<&str, &str> = e
+                .attributes
                 .iter()
-                .map(|x| serde_json::json!({"type": x.r#type, "message": x.message}))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            serde_json::Value::Array(list).to_string()
+            json(&map)
         })),
-        Val::S((!attributes.is_empty()).then(|| serde_json::Value::Object(attributes).to_string())),
-    ]
+    ]);
+    row
+}
+
+/// JSON text of plain data (strings, maps of strings): cannot fail.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }

@@ -6,7 +6,7 @@
 use super::schema::{self, event_row, request_row, SCHEMA_VERSION};
 use super::table::{Table, Val};
 use super::{Manifest, RunEntry};
-use crate::analysis::Labelled;
+use crate::labelled::Labelled;
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -100,7 +100,7 @@ impl StoreWriter {
         let partition = partition_of(l.request.start);
         let part = self.parts.entry(partition.clone()).or_insert_with(|| Part {
             requests: Table::new(schema::REQUESTS),
-            events: Table::new(schema::EVENTS),
+            events: Table::new(&schema::EVENTS),
             ids: Vec::new(),
             files: 0,
         });

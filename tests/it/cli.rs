@@ -1,9 +1,7 @@
-//! The command-line contract of DESIGN.md: `--json` lines, `timeline`,
+//! The command-line contract (docs/CONTRACT.md "Commands", "--json", "Exit codes"): `--json` lines, `timeline`,
 //! `rules list|check`, user rule packs, exit codes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn json_lines(args: &[&str]) -> Vec<Value> {

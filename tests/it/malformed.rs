@@ -1,9 +1,7 @@
 //! Bad input gets a clear error and loses nothing: garbage lines, truncated
 //! gzip, binary files, empty files, a 10 MB line, malformed OTLP.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::Write;

@@ -1,9 +1,7 @@
-//! Every documented gateway failure indicator (FORMATS.md §12) gives the label
-//! DESIGN.md assigns it, read from a line in that gateway's own format.
+//! Every documented gateway failure indicator (docs/FORMATS.md §12) gives the label
+//! docs/CONTRACT.md "Labels" assigns it, read from a line in that gateway's own format.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Analyses one file of lines and returns (label, rule) of its single request.
 fn verdict_of(name: &str, line: &str) -> (String, String) {
@@ -17,7 +15,7 @@ fn verdict_of(name: &str, line: &str) -> (String, String) {
         .verdict
         .as_ref()
         .unwrap_or_else(|| panic!("not failed: {line}"));
-    (v.label.clone(), v.rule.clone())
+    (v.label.to_string(), v.rule.clone())
 }
 
 fn envoy(status: u16, flags: &str) -> String {

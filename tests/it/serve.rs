@@ -2,9 +2,7 @@
 //! ports, driven over OTLP/HTTP and OTLP/gRPC and through followed files,
 //! stopped with SIGTERM; assertions are on the JSON lines it emits.
 
-mod common;
-
-use common::{realstack_python, repo};
+use crate::common::{realstack_python, repo};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -232,9 +230,9 @@ fn live_labels_equal_what_analyze_says_of_the_same_data_written_to_files() {
     assert!(log.contains("following"), "{log}");
     assert!(!log.contains("refused 0 busy, 0 invalid, 1"), "{log}");
 
-    let batch = common::tracejoin(&["analyze", "--json", out.to_str().unwrap()]);
-    assert!(batch.status.success(), "{}", common::stderr(&batch));
-    let batch: Vec<Value> = common::stdout(&batch)
+    let batch = crate::common::tracejoin(&["analyze", "--json", out.to_str().unwrap()]);
+    assert!(batch.status.success(), "{}", crate::common::stderr(&batch));
+    let batch: Vec<Value> = crate::common::stdout(&batch)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();

@@ -2,9 +2,7 @@
 //! checked at load), detection on files written by real software, user
 //! definitions and their error messages.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::Write;
 use tracejoin::event::Source;
 use tracejoin::parse::Registry;

@@ -3,9 +3,7 @@
 //! real. Each request's verdict must match the cause we injected, and every
 //! backend line and span that carries a request's id must land in it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tracejoin::analysis::Analysis;
@@ -47,7 +45,7 @@ fn agreement(a: &Analysis, truth: &[Truth]) -> f64 {
             Some(l) => l
                 .verdict
                 .as_ref()
-                .map(|v| v.label.clone())
+                .map(|v| v.label.to_string())
                 .unwrap_or_else(|| "none".into()),
             None => "missing".into(),
         };
@@ -103,7 +101,7 @@ fn agreement(a: &Analysis, truth: &[Truth]) -> f64 {
 fn assert_joins_are_complete(a: &Analysis, dir: &Path, truth: &[Truth]) {
     let ids: std::collections::HashSet<&str> =
         truth.iter().map(|t| t.request_id.as_str()).collect();
-    let request_of: HashMap<&str, &tracejoin::analysis::Labelled> = a
+    let request_of: HashMap<&str, &tracejoin::labelled::Labelled> = a
         .requests
         .iter()
         .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))

@@ -55,18 +55,28 @@ pub fn sample_logs_copy(except: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-/// The Python that runs the real-stack scripts, or `None` (the test then
-/// skips) when it is not set up. `scripts/test` sets it up and requires it.
+/// The Python that runs the real-stack scripts (the venv `scripts/test` makes).
+/// A test that needs it fails when it is missing, saying what to install;
+/// `TRACEJOIN_SKIP_REALSTACK=1` is the explicit opt-out (`scripts/test` never sets it).
 pub fn realstack_python() -> Option<String> {
-    match std::env::var("TRACEJOIN_REALSTACK_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) => {
-            assert!(
-                std::env::var_os("TRACEJOIN_REQUIRE_REALSTACK").is_none(),
-                "TRACEJOIN_REALSTACK_PYTHON is not set but the real stack is required"
-            );
-            eprintln!("skipped: run scripts/test (it installs the gateways and the OTel SDK) to run the real stack");
-            None
-        }
+    if let Ok(p) = std::env::var("TRACEJOIN_REALSTACK_PYTHON") {
+        return Some(p);
     }
+    let venv = repo().join("target/realstack-venv/bin/python");
+    if venv.exists() {
+        return Some(venv.display().to_string());
+    }
+    skip_or_fail("the real stack's Python venv (with the OpenTelemetry SDK)")
+}
+
+/// `None` (the test skips, saying so) only under `TRACEJOIN_SKIP_REALSTACK=1`;
+/// otherwise a failure that names what is missing and how to get it.
+pub fn skip_or_fail<T>(what: &str) -> Option<T> {
+    assert!(
+        std::env::var_os("TRACEJOIN_SKIP_REALSTACK").is_some(),
+        "{what} is missing: run scripts/test, which installs the gateways, Chromium and the \
+         OpenTelemetry SDK venv (or set TRACEJOIN_SKIP_REALSTACK=1 to skip the real-stack tests)"
+    );
+    eprintln!("skipped (TRACEJOIN_SKIP_REALSTACK): {what} is missing");
+    None
 }

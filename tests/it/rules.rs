@@ -1,9 +1,7 @@
 //! The rules engine as a user meets it: memoised decisions are exactly the
 //! fresh ones, and conflicting evidence is shown.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tracejoin::analysis::{self, Options};
 use tracejoin::parse::Registry;
 use tracejoin::rules::Engine;
@@ -48,7 +46,7 @@ fn the_origin_wins_and_the_outranked_evidence_is_cited() {
     let a = analyze(&[dir.path()]);
     assert_eq!(a.requests.len(), 1);
     let v = a.requests[0].verdict.as_ref().unwrap();
-    assert_eq!(v.label, "transform");
+    assert_eq!(v.label.as_str(), "transform");
     assert_eq!(v.rule, "backend-payload-rejected");
     assert!(v.explanation.contains("items[0].sku is required"));
     assert!(v
@@ -73,7 +71,7 @@ fn a_failure_no_rule_explains_is_unknown_and_says_what_is_missing() {
     .unwrap();
     let a = analyze(&[dir.path()]);
     let v = a.requests[0].verdict.as_ref().unwrap();
-    assert_eq!(v.label, "unknown");
+    assert_eq!(v.label.as_str(), "unknown");
     assert_eq!(
         v.explanation,
         "status 418; no rule matched (no span, no backend log)"

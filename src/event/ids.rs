@@ -1,6 +1,8 @@
-//! Identifier normalisation (FORMATS.md §0, §9): ids are compared
+//! Identifier normalisation (docs/FORMATS.md §0, §9): ids are compared
 //! case-insensitively, UUID dashes do not matter, 64-bit trace ids are
 //! left-padded to 128 bits, all-zero ids are invalid.
+
+use super::{Event, Source};
 
 /// Normalises an opaque request/correlation id, or a trace id.
 pub fn normalize(raw: &str) -> Option<String> {
@@ -173,6 +175,33 @@ fn ends_with_header(key: &str, suffix: &str) -> bool {
         .all(|(&a, &b)| norm(a) == norm(b))
 }
 
+/// The keys an event contributes to the graph.
+pub fn keys(ev: &Event) -> Vec<String> {
+    let mut k = Vec::with_capacity(4);
+    if let Some(id) = ev.request_id.as_deref().and_then(normalize) {
+        k.push(id);
+    }
+    if let Some(id) = ev.correlation_id.as_deref().and_then(normalize) {
+        k.push(id);
+    }
+    if let Some(id) = ev.trace_id.as_deref().and_then(normalize_trace) {
+        k.push(id);
+    }
+    // Span ids are unique only within a trace: namespaced, so a log line that
+    // carries only a span id still joins its span.
+    if let Some(id) = ev.span_id.as_deref().and_then(normalize) {
+        k.push(format!("span:{id}"));
+    }
+    if ev.source() == Source::Span {
+        if let Some(id) = ev.parent_span_id.as_deref().and_then(normalize) {
+            k.push(format!("span:{id}"));
+        }
+    }
+    k.sort();
+    k.dedup();
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +232,7 @@ mod tests {
 
     #[test]
     fn every_propagation_header_yields_the_w3c_trace_id() {
-        // Examples from FORMATS.md §9 (b3-propagation README, AWS X-Ray docs).
+        // Examples from docs/FORMATS.md §9 (b3-propagation README, AWS X-Ray docs).
         assert_eq!(
             parse_b3("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90"),
             Some((

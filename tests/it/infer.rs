@@ -3,9 +3,7 @@
 //! such join is marked `inferred` with a confidence, and the confident ones are
 //! right.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tracejoin::analysis::{self, Options};
 use tracejoin::event::Source;
 use tracejoin::parse::Registry;

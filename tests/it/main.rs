@@ -1,0 +1,15 @@
+//! The integration tests: one binary (one link of polars, tonic and axum),
+//! one module per theme, as ripgrep does.
+
+mod cli;
+mod common;
+mod contract;
+mod indicators;
+mod infer;
+mod layers;
+mod malformed;
+mod parsers;
+mod realstack;
+mod rules;
+mod serve;
+mod store;

@@ -14,7 +14,7 @@ pub use check::check_examples;
 pub mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
 }
-pub use eval::{Engine, Evaluator};
+pub use eval::{event_value, Engine, Evaluator};
 
 use crate::event::text_enum;
 use serde::{Deserialize, Serialize};

@@ -11,5 +11,6 @@ mod malformed;
 mod parsers;
 mod realstack;
 mod rules;
+mod schema;
 mod serve;
 mod store;

@@ -3,6 +3,8 @@
 //! index (for `timeline`), which reads one row group of one index file and
 //! one row range of one partition file.
 
+use super::schema::{EVENTS, INDEX, REQUESTS};
+use super::table::Kind;
 use super::Manifest;
 use crate::correlate::{locate, Request};
 use crate::event::{
@@ -14,19 +16,25 @@ use anyhow::{bail, Result};
 use polars::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub struct Store {
     pub dir: PathBuf,
     pub manifest: Manifest,
 }
 
-fn scan(pattern: &str, hive: bool) -> PolarsResult<LazyFrame> {
+/// Scans files of one table with this version's columns: a file written
+/// before a column existed (an older tracejoin) reads it as null instead of
+/// failing the whole scan.
+fn scan(pattern: &str, hive: bool, columns: &[(&str, Kind)]) -> PolarsResult<LazyFrame> {
     let args = ScanArgsParquet {
         hive_options: if hive {
             HiveOptions::new_enabled()
         } else {
             HiveOptions::new_disabled()
         },
+        schema: Some(Arc::new(super::table::schema(columns))),
+        allow_missing_columns: true,
         ..Default::default()
     };
     LazyFrame::scan_parquet(PlRefPath::new(pattern), args)
@@ -70,7 +78,7 @@ impl Store {
             return Ok(t.take()?.lazy());
         }
         let pattern = format!("{}/{table}/**/*.parquet", self.dir.display());
-        anyhow::Context::with_context(scan(&pattern, true), || {
+        anyhow::Context::with_context(scan(&pattern, true, schema), || {
             format!("cannot read the {table} table")
         })
     }
@@ -95,7 +103,10 @@ impl Store {
         for w in &wanted {
             filter = filter.or(col("id").eq(lit(w.clone())));
         }
-        let hits = scan(&pattern, false)?.filter(filter).limit(1).collect()?;
+        let hits = scan(&pattern, false, INDEX)?
+            .filter(filter)
+            .limit(1)
+            .collect()?;
         if hits.height() == 0 {
             return Ok(None);
         }
@@ -111,10 +122,11 @@ impl Store {
         let (requests_file, row) = (text("requests_file")?, int("row")?);
         let (events_file, first, n) =
             (text("events_file")?, int("events_row")?, int("events_len")?);
-        let request = scan(&self.dir.join(&requests_file).display().to_string(), false)?
+        let file = |f: &str| self.dir.join(f).display().to_string();
+        let request = scan(&file(&requests_file), false, REQUESTS)?
             .slice(row, 1)
             .collect()?;
-        let events = scan(&self.dir.join(&events_file).display().to_string(), false)?
+        let events = scan(&file(&events_file), false, &EVENTS)?
             .slice(first, n as IdxSize)
             .collect()?;
         Ok(Some(rebuild(&request, &events)?))

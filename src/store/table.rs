@@ -13,6 +13,26 @@ pub enum Kind {
     Bool,
 }
 
+impl Kind {
+    pub fn dtype(self) -> DataType {
+        match self {
+            Kind::Str => DataType::String,
+            Kind::Int => DataType::Int64,
+            Kind::Float => DataType::Float64,
+            Kind::Time => DataType::Datetime(TimeUnit::Nanoseconds, None),
+            Kind::Bool => DataType::Boolean,
+        }
+    }
+}
+
+/// The polars schema of a table's columns.
+pub fn schema(columns: &[(&str, Kind)]) -> Schema {
+    columns
+        .iter()
+        .map(|(name, k)| Field::new((*name).into(), k.dtype()))
+        .collect()
+}
+
 pub enum Val {
     S(Option<String>),
     I(Option<i64>),

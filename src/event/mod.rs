@@ -410,6 +410,11 @@ schema! {
     /// One scale from every spelling loggers use.
     level: Level,
     message: Text,
+    /// The error a logger attached to the line (pino `err`, zap `error`, ECS
+    /// `error.*`, ...): its type, its message and its stack trace.
+    error_type: Text,
+    error_message: Text,
+    error_stack: Text,
     /// The gateway's own failure indicator (Envoy flags, `limit_req` status, ...).
     gateway_error: Text,
 }

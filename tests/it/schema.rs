@@ -96,7 +96,12 @@ fn every_schema_field_is_parsed_stored_read_back_and_seen_by_rules() {
     };
     // The examples set every field by name.
     let check = tracejoin(&["rules", "check", "--rules", rules.to_str().unwrap()]);
-    assert!(check.status.success(), "{}{}", stdout(&check), stderr(&check));
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
 
     let run = args(&[
         "analyze",
@@ -163,7 +168,10 @@ fn every_schema_field_is_bound_for_rule_conditions_with_its_type() {
             panic!("an event is a CEL map")
         };
         let key = cel::objects::Key::from(f.name);
-        let got = m.map.get(&key).unwrap_or_else(|| panic!("{} not bound", f.name));
+        let got = m
+            .map
+            .get(&key)
+            .unwrap_or_else(|| panic!("{} not bound", f.name));
         let want = match &v {
             serde_json::Value::String(s) => cel::Value::from(s.clone()),
             serde_json::Value::Number(n) if f.kind == Kind::Int => {

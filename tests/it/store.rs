@@ -513,3 +513,43 @@ fn the_html_report_renders_in_chromium_with_its_charts_and_escaped_log_text() {
         "a screenshot was taken"
     );
 }
+
+/// A store written before a column existed (here: the events' `error_*`
+/// columns, removed with DuckDB from every events file) is still read: the
+/// columns are null, queries and `timeline --store` work.
+#[test]
+fn a_store_written_before_a_column_existed_reads_it_as_null() {
+    let Some(python) = crate::common::realstack_python() else {
+        return;
+    };
+    let inputs = sample_logs_copy(&[]);
+    let store = tempfile::tempdir().unwrap();
+    write_store(inputs.path(), store.path());
+    let script = format!(
+        "import duckdb, glob\n\
+         for f in glob.glob('{}/events/**/*.parquet', recursive=True):\n\
+         \x20   duckdb.sql(f\"COPY (SELECT * EXCLUDE (error_type, error_message, error_stack) FROM read_parquet('{{f}}', hive_partitioning=false)) TO '{{f}}.old' (FORMAT parquet)\")\n\
+         \x20   import os; os.replace(f + '.old', f)\n\
+         \x20   assert 'error_type' not in [c[0] for c in duckdb.sql(f\"DESCRIBE SELECT * FROM read_parquet('{{f}}')\").fetchall()]\n",
+        store.path().display()
+    );
+    let out = std::process::Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = query(
+        store.path(),
+        "SELECT count(*) AS n, count(error_type) AS typed FROM events",
+    );
+    assert!(rows[0]["n"].as_u64().unwrap() > 900, "{rows:?}");
+    assert_eq!(rows[0]["typed"], 0);
+    let id = "474713c22c411e2d06d2743f520357bc";
+    let t = tracejoin(&["timeline", id, "--store", store.path().to_str().unwrap()]);
+    assert!(t.status.success(), "{}", stderr(&t));
+    assert!(stdout(&t).contains("spans:"), "{}", stdout(&t));
+}

@@ -6,7 +6,7 @@
 //! behind), each in chunks parsed in parallel; a request is labelled and handed
 //! to the sink as soon as every input has moved past its idle window.
 
-use crate::correlate::{build_closed, Closed, Correlator, Request, SkewEstimator};
+use crate::correlate::{build_closed, Attempts, Closed, Correlator, Request, SkewEstimator};
 use crate::ingest::{expand_inputs, Input, DEFAULT_MAX_LINE};
 use crate::labelled::{Labelled, RunInfo};
 use crate::parse::{parse_chunk, FileReport, Format, InputStream, LineError, Parsed, Registry};
@@ -122,12 +122,14 @@ pub fn run_with(
     // sink sees them in order on this one.
     // Reused between batches: large fresh vectors cost page faults.
     let mut labelled: Vec<Option<Labelled>> = Vec::new();
+    let mut attempts = Attempts::default();
     let mut flush = |closed: &mut Vec<Closed>, skew: &mut SkewEstimator| {
         if closed.is_empty() {
             return;
         }
         label_closed(engine, closed, &in_range, &mut labelled);
-        for l in labelled.iter().flatten() {
+        for l in labelled.iter_mut().flatten() {
+            attempts.mark(&mut l.request);
             skew.add(&l.request);
             sink(l);
         }

@@ -4,10 +4,12 @@
 //!
 //! Knows no formats, rules or I/O: events in, request timelines out.
 
+mod attempts;
 mod infer;
 mod skew;
 mod window;
 
+pub use attempts::Attempts;
 pub use skew::{Skew, SkewEstimator};
 pub use window::{Closed, Correlator, LiveLimits, WindowStats};
 
@@ -33,6 +35,9 @@ text_enum! {
         Evicted = "evicted",
         /// Live mode: closed early because it stayed open longer than the maximum age.
         MaxAge = "max_age",
+        /// Another gateway line of the same log carried this request's id (a
+        /// client reusing its request id): kept apart, not merged.
+        ReusedId = "reused_id",
     }
 }
 
@@ -47,6 +52,9 @@ pub fn build_closed(closed: Closed) -> Request {
     }
     if let Some(why) = closed.early {
         request.flags.push(why);
+    }
+    if closed.reused_id {
+        request.flags.push(Flag::ReusedId);
     }
     request
 }
@@ -80,6 +88,11 @@ pub struct Request {
     /// Live mode: 2 and up when late events reopened the request after it was
     /// first emitted (each emission supersedes the one before).
     pub revision: u32,
+    /// 2 and up when this request retries an earlier failed request of its
+    /// trace (same method and path); see [`Attempts`].
+    pub attempt: Option<u32>,
+    /// The request id of the attempt this one retries.
+    pub retry_of: Option<Text>,
 }
 
 impl Request {
@@ -297,6 +310,8 @@ pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
         flags,
         inferred: None,
         revision: 1,
+        attempt: None,
+        retry_of: None,
         gateway,
         server_span,
         events,

@@ -8,6 +8,7 @@
 
 use super::infer::{self, Inference};
 use super::Flag;
+use crate::event::ids;
 use crate::event::{Event, Source};
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
@@ -26,6 +27,135 @@ struct Open {
     generation: u64,
     /// Set when part of the request was joined by inference, with its confidence.
     inferred: Option<f32>,
+    /// The gateway lines this request holds: what makes it one gateway request.
+    gateway: Vec<GatewayLine>,
+    /// A gateway line of another request in the same file carries one of its ids.
+    reused_id: bool,
+}
+
+/// What tells one gateway request from another that shares its trace id.
+#[derive(Debug, Clone)]
+struct GatewayLine {
+    /// Its request and correlation ids, normalised.
+    ids: Vec<String>,
+    file: Option<std::sync::Arc<str>>,
+    method: Option<crate::event::Text>,
+    path: Option<crate::event::Text>,
+    /// When it started and ended (ns), for placing events that carry only a trace id.
+    start: i64,
+    end: i64,
+    /// The caller's span (from `traceparent`): the entry span of this attempt is its child.
+    parent_span: Option<String>,
+}
+
+impl GatewayLine {
+    fn of(ev: &Event, start: i64) -> GatewayLine {
+        let end = start + ev.duration_ms.map_or(0, |d| (d * 1e6) as i64);
+        GatewayLine {
+            ids: strong_ids(ev),
+            file: ev.origin.as_ref().map(|o| o.file.clone()),
+            method: ev.method.clone(),
+            path: ev.path.clone(),
+            start,
+            end,
+            parent_span: ev.parent_span_id.as_deref().and_then(ids::normalize),
+        }
+    }
+
+    /// The same gateway request seen twice: at two hops (two gateways, two
+    /// files) with a shared request id, or with the same method and path at
+    /// overlapping times. Two lines of one file are always two requests.
+    fn same_request(&self, other: &GatewayLine) -> bool {
+        if self.file.is_some() && self.file == other.file {
+            return false;
+        }
+        let shared_id = self.ids.iter().any(|i| other.ids.contains(i));
+        let overlap = self.start <= other.end && other.start <= self.end;
+        shared_id || (overlap && self.method == other.method && self.path == other.path)
+    }
+}
+
+/// The ids that name one request (request and correlation ids), normalised;
+/// trace and span ids are shared by every request of a trace.
+fn strong_ids(ev: &Event) -> Vec<String> {
+    [ev.request_id.as_deref(), ev.correlation_id.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(ids::normalize)
+        .collect()
+}
+
+/// How an event reached an open request, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Via {
+    /// Only the trace id (or a parent span id): every request of the trace,
+    /// every attempt of one caller has it.
+    Trace,
+    /// The event's own span id (a log line of that span, its child).
+    Span,
+    /// A request or correlation id.
+    Id,
+}
+
+/// The open requests holding one key: almost always one, several when
+/// gateway requests share a trace id.
+#[derive(Debug, Clone)]
+enum Holders {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Holders {
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Holders::One(s) => std::slice::from_ref(s),
+            Holders::Many(v) => v,
+        }
+    }
+
+    fn add(&mut self, s: u32) {
+        match self {
+            Holders::One(o) if *o == s => {}
+            Holders::One(o) => *self = Holders::Many(vec![*o, s]),
+            Holders::Many(v) => {
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
+    }
+
+    /// `to` holds the key instead of `from` (a merge).
+    fn replace(&mut self, from: u32, to: u32) {
+        match self {
+            Holders::One(o) => *o = to,
+            Holders::Many(v) => {
+                v.retain(|x| *x != from && *x != to);
+                v.push(to);
+                if v.len() == 1 {
+                    *self = Holders::One(to);
+                }
+            }
+        }
+    }
+
+    /// Removes `s`; `true` when nobody holds the key any more.
+    fn remove(&mut self, s: u32) -> bool {
+        match self {
+            Holders::One(o) => *o == s,
+            Holders::Many(v) => {
+                v.retain(|x| *x != s);
+                match v.as_slice() {
+                    [] => true,
+                    [one] => {
+                        *self = Holders::One(*one);
+                        false
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
 }
 
 /// A request the correlator has closed: its events, the keys that joined
@@ -38,6 +168,8 @@ pub struct Closed {
     pub revision: u32,
     /// Why it closed before its idle window ran out, if it did.
     pub early: Option<Flag>,
+    /// Another gateway line of the same file carried one of its request ids.
+    pub reused_id: bool,
 }
 
 /// Bounds for live mode, where input never ends: requests are timed by
@@ -72,6 +204,10 @@ pub struct WindowStats {
     pub evicted: u64,
     /// Live: requests closed early at the maximum age.
     pub aged: u64,
+    /// Gateway requests kept apart although they share a trace id.
+    pub shared_traces: u64,
+    /// Gateway lines whose request id another line of the same file already had.
+    pub reused_ids: u64,
 }
 
 /// Emitted requests kept (live mode) so that a late event can reopen them.
@@ -126,7 +262,7 @@ pub struct Correlator {
     idle_ns: i64,
     slots: Vec<Option<Open>>,
     free: Vec<u32>,
-    by_key: FxHashMap<String, u32>,
+    by_key: FxHashMap<String, Holders>,
     /// (last activity when queued, slot): checked lazily when popped.
     queue: BinaryHeap<Reverse<(i64, u32)>>,
     open: usize,
@@ -222,14 +358,36 @@ impl Correlator {
             self.stats.unjoined += 1;
             return;
         }
-        let mut found: Vec<u32> = Vec::new();
+        // Every open request that holds one of the event's keys, with the
+        // strongest key that reached it.
+        let strong = strong_ids(&ev);
+        let own_span = ev
+            .span_id
+            .as_deref()
+            .and_then(ids::normalize)
+            .map(|s| format!("span:{s}"));
+        let mut reached: Vec<(u32, Via)> = Vec::new();
         for k in &ks {
-            if let Some(&s) = self.by_key.get(k) {
-                if !found.contains(&s) {
-                    found.push(s);
+            let Some(h) = self.by_key.get(k) else {
+                continue;
+            };
+            // A parent span id is shared by every attempt its caller made:
+            // as weak as the trace id.
+            let via = if strong.contains(k) {
+                Via::Id
+            } else if own_span.as_ref() == Some(k) {
+                Via::Span
+            } else {
+                Via::Trace
+            };
+            for &s in h.as_slice() {
+                match reached.iter_mut().find(|(x, _)| *x == s) {
+                    Some((_, v)) => *v = (*v).max(via),
+                    None => reached.push((s, via)),
                 }
             }
         }
+        let mut found: Vec<u32> = reached.iter().map(|(s, _)| *s).collect();
         // A gateway line without ids, or the entry span of a request that has no
         // gateway line yet, may still be matched by inference.
         let role = match (self.infer.as_ref(), found.as_slice()) {
@@ -249,6 +407,7 @@ impl Correlator {
             if let Some((s, confidence)) = inference.take_match(role, &ev, start, &open) {
                 if !found.contains(&s) {
                     found.push(s);
+                    reached.push((s, Via::Id));
                 }
                 matched = true;
                 self.stats.inferred += 1;
@@ -270,17 +429,16 @@ impl Correlator {
             if let Some(prev) = self.live.and_then(|_| self.retained.take(&ks)) {
                 self.stats.amended += 1;
                 let s = self.open_slot(t, prev.events, prev.revision + 1, prev.inferred);
-                let target = self.slots[s as usize].as_mut().expect("open slot");
                 for k in prev.keys {
-                    if !self.by_key.contains_key(&k) {
-                        self.by_key.insert(k.clone(), s);
-                        target.keys.push(k);
-                    }
+                    self.hold(k, s);
                 }
                 found.push(s);
+                reached.push((s, Via::Id));
             }
         }
-        let slot = match found.first() {
+        let own_line = (ev.source() == Source::Gateway).then(|| GatewayLine::of(&ev, start));
+        let (target, merge) = self.choose(&ev, own_line.as_ref(), start, &mut reached);
+        let slot = match target {
             None => {
                 let s = self.open_slot(t, Vec::with_capacity(1), 1, None);
                 if let (Some(role), Some(inference), false) = (&role, self.infer.as_mut(), matched)
@@ -289,20 +447,28 @@ impl Correlator {
                 }
                 s
             }
-            Some(&s) => s,
+            Some(s) => s,
         };
-        // Merge every other request this event connects into the first.
-        for &other in found.iter().skip(1) {
+        // Merge every other request this event connects into the target.
+        for other in merge {
             let o = self.slots[other as usize].take().expect("open slot");
             self.free.push(other);
             self.open -= 1;
             self.stats.merges += 1;
             for k in &o.keys {
-                self.by_key.insert(k.clone(), slot);
+                if let Some(h) = self.by_key.get_mut(k) {
+                    h.replace(other, slot);
+                }
             }
             let target = self.slots[slot as usize].as_mut().expect("open slot");
+            for k in o.keys {
+                if !target.keys.contains(&k) {
+                    target.keys.push(k);
+                }
+            }
             target.events.extend(o.events);
-            target.keys.extend(o.keys);
+            target.gateway.extend(o.gateway);
+            target.reused_id |= o.reused_id;
             target.last = target.last.max(o.last);
             target.first = target.first.min(o.first);
             target.revision = target.revision.max(o.revision);
@@ -311,16 +477,158 @@ impl Correlator {
                 (a, b) => a.or(b),
             };
         }
-        let target = self.slots[slot as usize].as_mut().expect("open slot");
-        for k in ks {
-            if !self.by_key.contains_key(&k) {
-                self.by_key.insert(k.clone(), slot);
-                target.keys.push(k);
+        if let Some(line) = own_line {
+            // Another line of this file already had one of this line's ids: a
+            // client reusing its request id. Two requests, both flagged.
+            let reuse: Vec<u32> = reached
+                .iter()
+                .filter(|(s, via)| *via == Via::Id && *s != slot)
+                .filter(|(s, _)| {
+                    self.slots[*s as usize].as_ref().is_some_and(|o| {
+                        o.gateway.iter().any(|g| {
+                            g.file == line.file && g.ids.iter().any(|i| line.ids.contains(i))
+                        })
+                    })
+                })
+                .map(|(s, _)| *s)
+                .collect();
+            if !reuse.is_empty() {
+                self.stats.reused_ids += 1;
+                for s in reuse.into_iter().chain([slot]) {
+                    if let Some(o) = self.slots[s as usize].as_mut() {
+                        o.reused_id = true;
+                    }
+                }
             }
+            let target = self.slots[slot as usize].as_mut().expect("open slot");
+            target.gateway.push(line);
         }
+        for k in ks {
+            self.hold(k, slot);
+        }
+        let target = self.slots[slot as usize].as_mut().expect("open slot");
         target.last = target.last.max(t);
         target.events.push(ev);
         self.buffered += 1;
+    }
+
+    /// Registers `slot` as a holder of `key`, and the key with the slot.
+    fn hold(&mut self, key: String, slot: u32) {
+        let Some(target) = self.slots[slot as usize].as_mut() else {
+            return;
+        };
+        match self.by_key.get_mut(&key) {
+            Some(h) => {
+                if h.as_slice().contains(&slot) {
+                    return;
+                }
+                h.add(slot);
+            }
+            None => {
+                self.by_key.insert(key.clone(), Holders::One(slot));
+            }
+        }
+        target.keys.push(key);
+    }
+
+    /// Where an event goes among the open requests it reached, and which of
+    /// them merge into that one.
+    ///
+    /// While at most one gateway request is among them (the usual case),
+    /// they all merge: ids are one graph. When several gateway requests share
+    /// the event's trace (a client retrying inside one trace, a batch job's
+    /// trace fanning out into many API calls), they stay apart: the event goes
+    /// to the one whose request id it carries, else whose span it continues,
+    /// else whose gateway line it fits in time; only requests it reached by a
+    /// request or span id follow it. A gateway line never joins another
+    /// gateway request (unless it is the same request seen at another hop).
+    fn choose(
+        &mut self,
+        ev: &Event,
+        own_line: Option<&GatewayLine>,
+        start: i64,
+        reached: &mut [(u32, Via)],
+    ) -> (Option<u32>, Vec<u32>) {
+        if reached.is_empty() {
+            return (None, Vec::new());
+        }
+        let lines = |s: u32| -> &[GatewayLine] {
+            self.slots[s as usize]
+                .as_ref()
+                .map_or(&[][..], |o| o.gateway.as_slice())
+        };
+        let compatible = |a: &[GatewayLine], b: &[GatewayLine]| {
+            a.iter().all(|x| b.iter().all(|y| x.same_request(y)))
+        };
+        let own: Vec<GatewayLine> = own_line.into_iter().cloned().collect();
+        // Is there more than one gateway request among them (and the event)?
+        let mut groups: Vec<Vec<GatewayLine>> = Vec::new();
+        if !own.is_empty() {
+            groups.push(own.clone());
+        }
+        for (s, _) in reached.iter() {
+            let l = lines(*s);
+            if l.is_empty() {
+                continue;
+            }
+            match groups.iter_mut().find(|g| compatible(g, l)) {
+                Some(g) => g.extend(l.iter().cloned()),
+                None => groups.push(l.to_vec()),
+            }
+        }
+        if groups.len() <= 1 {
+            let all: Vec<u32> = reached.iter().map(|(s, _)| *s).collect();
+            return (Some(all[0]), all[1..].to_vec());
+        }
+        self.stats.shared_traces += 1;
+        // Rank the requests the event could belong to.
+        let parent = ev.parent_span_id.as_deref().and_then(ids::normalize);
+        let ts = ev.ts.unwrap_or(start);
+        let fit = |l: &[GatewayLine]| -> (bool, bool, i64) {
+            let continues = parent.is_some()
+                && l.iter()
+                    .any(|g| g.parent_span.is_some() && g.parent_span == parent);
+            let inside = l.iter().any(|g| g.start <= ts && ts <= g.end);
+            let distance = l
+                .iter()
+                .map(|g| (ts - g.start).abs())
+                .min()
+                .unwrap_or(i64::MAX);
+            (continues, inside, distance)
+        };
+        reached.sort_by(|(a, va), (b, vb)| {
+            let (fa, fb) = (fit(lines(*a)), fit(lines(*b)));
+            vb.cmp(va)
+                .then(fb.0.cmp(&fa.0))
+                .then(fb.1.cmp(&fa.1))
+                .then(fa.2.cmp(&fb.2))
+        });
+        let target = reached
+            .iter()
+            .find(|(s, _)| own.is_empty() || compatible(&own, lines(*s)))
+            .map(|(s, _)| *s);
+        let Some(target) = target else {
+            return (None, Vec::new());
+        };
+        let mut held: Vec<GatewayLine> = own;
+        held.extend(lines(target).iter().cloned());
+        let mut merge = Vec::new();
+        for &(s, via) in reached.iter() {
+            if s == target {
+                continue;
+            }
+            let l = lines(s);
+            let joins = if l.is_empty() {
+                via >= Via::Span
+            } else {
+                compatible(&held, l)
+            };
+            if joins {
+                held.extend(l.iter().cloned());
+                merge.push(s);
+            }
+        }
+        (Some(target), merge)
     }
 
     fn open_slot(
@@ -340,6 +648,8 @@ impl Correlator {
             revision,
             generation: self.generation,
             inferred,
+            gateway: Vec::new(),
+            reused_id: false,
         };
         let s = match self.free.pop() {
             Some(s) => {
@@ -432,10 +742,11 @@ impl Correlator {
         self.open -= 1;
         self.buffered -= open.events.len();
         for k in &open.keys {
-            // Keys are registered by one request only (merges move them), so
-            // this removes our own entry; one lookup per key.
-            let removed = self.by_key.remove(k);
-            debug_assert_eq!(removed, Some(s));
+            if let Some(h) = self.by_key.get_mut(k) {
+                if h.remove(s) {
+                    self.by_key.remove(k);
+                }
+            }
             let h = key_hash(k);
             if self.closed_set.insert(h) {
                 self.closed_keys.push_back(h);
@@ -452,6 +763,7 @@ impl Correlator {
             inferred: open.inferred,
             revision: open.revision,
             early,
+            reused_id: open.reused_id,
         };
         if let Some(limits) = self.live.filter(|l| l.retain > 0) {
             self.retained.keep(
@@ -533,6 +845,132 @@ mod tests {
         c.close_idle(46_000 * 1_000_000, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].events.len(), 2, "one request with both events");
+    }
+
+    /// A gateway line of `file` at `ms` for 100 ms, with a request id and a
+    /// trace id (and the caller's span, as `traceparent` gives it).
+    fn line(file: &str, ms: i64, rid: &str, trace: &str, parent: &str) -> Event {
+        let mut e = ev(ms, Source::Gateway, Some(rid), Some(trace));
+        e.duration_ms = Some(100.0);
+        e.parent_span_id = Some(parent.into());
+        e.method = Some("POST".into());
+        e.path = Some("/v1/pay".into());
+        e.origin = Some(crate::event::Origin {
+            file: file.into(),
+            line: ms as u64,
+            item: None,
+        });
+        e
+    }
+
+    fn span(ms: i64, trace: &str, id: &str, parent: &str) -> Event {
+        let mut e = ev(ms, Source::Span, None, Some(trace));
+        e.span_id = Some(id.into());
+        e.parent_span_id = Some(parent.into());
+        e.span = Some(Box::new(crate::event::SpanFields {
+            name: "POST /v1/pay".into(),
+            kind: crate::event::SpanKind::Server,
+            status: crate::event::SpanStatus::Unset,
+            status_message: None,
+            end_ts: Some((ms + 50) * 1_000_000),
+            exceptions: Vec::new(),
+        }));
+        e
+    }
+
+    fn run(events: Vec<Event>) -> (Correlator, Vec<crate::correlate::Request>) {
+        let mut c = Correlator::new(1_000);
+        for e in events {
+            let k = keys(&e);
+            c.push(e, k, 0);
+        }
+        let mut out = Vec::new();
+        c.close_all(&mut out);
+        let mut reqs: Vec<_> = out
+            .into_iter()
+            .map(crate::correlate::build_closed)
+            .collect();
+        reqs.sort_by_key(|r| r.start);
+        (c, reqs)
+    }
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    #[test]
+    fn two_gateway_requests_in_one_trace_stay_two_with_their_own_events() {
+        // A client retries inside one trace: two gateway lines, two request
+        // ids; each attempt's span continues its own caller span, each log
+        // line names its request id.
+        let mut log1 = ev(20, Source::Backend, Some("r1"), Some(TRACE));
+        log1.span_id = Some("00000000000000a1".into());
+        let mut log2 = ev(420, Source::Backend, Some("r2"), Some(TRACE));
+        log2.span_id = Some("00000000000000a2".into());
+        let (c, reqs) = run(vec![
+            line("gw.log", 0, "r1", TRACE, "00000000000000c1"),
+            span(10, TRACE, "00000000000000a1", "00000000000000c1"),
+            log1,
+            line("gw.log", 400, "r2", TRACE, "00000000000000c2"),
+            span(410, TRACE, "00000000000000a2", "00000000000000c2"),
+            log2,
+        ]);
+        assert_eq!(reqs.len(), 2, "{reqs:#?}");
+        for (r, rid) in reqs.iter().zip(["r1", "r2"]) {
+            assert_eq!(r.request_id.as_deref(), Some(rid));
+            assert_eq!(r.events.len(), 3, "{rid}: {:?}", r.events);
+            assert_eq!(
+                r.trace_id.as_deref(),
+                Some(TRACE),
+                "the trace stays on both"
+            );
+            assert!(r.flags.is_empty(), "{rid}: {:?}", r.flags);
+        }
+        assert!(c.stats.shared_traces > 0);
+    }
+
+    #[test]
+    fn a_span_with_only_the_trace_goes_to_the_attempt_it_fits_in_time() {
+        // The caller kept one span for both attempts: only time tells them apart.
+        let (_, reqs) = run(vec![
+            line("gw.log", 0, "r1", TRACE, "00000000000000c1"),
+            line("gw.log", 400, "r2", TRACE, "00000000000000c1"),
+            span(410, TRACE, "00000000000000a2", "00000000000000c1"),
+            span(10, TRACE, "00000000000000a1", "00000000000000c1"),
+        ]);
+        assert_eq!(reqs.len(), 2, "{reqs:#?}");
+        let spans = |r: &crate::correlate::Request| -> Vec<String> {
+            r.events
+                .iter()
+                .filter_map(|e| e.span_id.as_deref().map(str::to_string))
+                .collect()
+        };
+        assert_eq!(spans(&reqs[0]), ["00000000000000a1"]);
+        assert_eq!(spans(&reqs[1]), ["00000000000000a2"]);
+    }
+
+    #[test]
+    fn a_reused_request_id_is_reported_not_merged_and_two_hops_are_one_request() {
+        let (c, reqs) = run(vec![
+            line("gw.log", 0, "dup", TRACE, "00000000000000c1"),
+            line(
+                "gw.log",
+                5_000,
+                "dup",
+                "5b8efff798038103d269b633813fc60c",
+                "00000000000000c2",
+            ),
+        ]);
+        assert_eq!(reqs.len(), 2);
+        assert!(reqs.iter().all(|r| r.flags.contains(&Flag::ReusedId)));
+        assert_eq!(c.stats.reused_ids, 1);
+        // The same request at the edge and at the ingress: two files, one id.
+        let (_, reqs) = run(vec![
+            line("edge.log", 0, "r1", TRACE, "00000000000000c1"),
+            line("ingress.log", 2, "r1", TRACE, "00000000000000c1"),
+            span(10, TRACE, "00000000000000a1", "00000000000000c1"),
+        ]);
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].events.len(), 3);
+        assert!(reqs[0].flags.contains(&Flag::SeveralGatewayLines));
     }
 
     fn live(max_open: usize, max_events: usize) -> Correlator {

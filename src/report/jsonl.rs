@@ -37,6 +37,12 @@ pub struct RequestLine<'a> {
     /// Live mode only: a later emission of the same request, superseding the earlier ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     revision: Option<u32>,
+    /// Only on a retry: its attempt number (2..) inside the trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
+    /// Only on a retry: the request id of the attempt it retries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_of: Option<&'a str>,
 }
 
 pub fn request_line(l: &Labelled) -> RequestLine<'_> {
@@ -66,6 +72,8 @@ pub fn request_line(l: &Labelled) -> RequestLine<'_> {
         consumer: r.consumer.as_deref(),
         flags: &r.flags,
         revision: (r.revision > 1).then_some(r.revision),
+        attempt: r.attempt,
+        retry_of: r.retry_of.as_deref(),
     }
 }
 

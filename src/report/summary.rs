@@ -47,6 +47,7 @@ fn unbump(m: &mut HashMap<String, usize>, key: Option<&str>) {
 #[derive(Debug, Clone)]
 pub struct Contribution {
     multi_event: bool,
+    retry: bool,
     flags: Vec<Flag>,
     /// (label, rule, route, service, upstream, consumer) when it failed.
     failed: Option<[Option<String>; 6]>,
@@ -57,6 +58,7 @@ pub struct Summary {
     pub total: usize,
     pub failed: usize,
     multi_event: usize,
+    retries: usize,
     flags: HashMap<Flag, usize>,
     labels: BTreeMap<String, LabelStats>,
 }
@@ -67,6 +69,9 @@ impl Summary {
         self.total -= 1;
         if c.multi_event {
             self.multi_event -= 1;
+        }
+        if c.retry {
+            self.retries -= 1;
         }
         for f in &c.flags {
             if let Some(n) = self.flags.get_mut(f) {
@@ -97,11 +102,15 @@ impl Summary {
         if r.events.len() > 1 {
             self.multi_event += 1;
         }
+        if r.attempt.is_some() {
+            self.retries += 1;
+        }
         for f in &r.flags {
             *self.flags.entry(*f).or_default() += 1;
         }
         let mut contribution = Contribution {
             multi_event: r.events.len() > 1,
+            retry: r.attempt.is_some(),
             flags: r.flags.clone(),
             failed: None,
         };
@@ -178,6 +187,20 @@ impl Summary {
                 "  late: {} events arrived after their request had closed and form requests of their own: raise --window (now {} s)",
                 info.window.late,
                 info.window_ms / 1000
+            );
+        }
+        if info.window.shared_traces > 0 || info.window.reused_ids > 0 {
+            let _ = writeln!(
+                o,
+                "  traces: gateway requests that share a trace id kept apart ({} events placed by request id, span or time); {} retries of a failed request inside its trace (`attempt`, `retry_of`)",
+                info.window.shared_traces, self.retries
+            );
+        }
+        if info.window.reused_ids > 0 {
+            let _ = writeln!(
+                o,
+                "  reused ids: {} gateway lines carry a request id an earlier line of the same log had; kept apart and flagged `reused_id`",
+                info.window.reused_ids
             );
         }
         if info.window.inferred > 0 {

@@ -5,7 +5,7 @@
 
 use super::intake::{Counters, Msg, Outlet};
 use crate::analysis::label_closed;
-use crate::correlate::{Closed, Correlator, LiveLimits, SkewEstimator, WindowStats};
+use crate::correlate::{Attempts, Closed, Correlator, LiveLimits, SkewEstimator, WindowStats};
 use crate::labelled::Labelled;
 use crate::report::summary::{Contribution, Summary};
 use crate::rules::Engine;
@@ -61,6 +61,7 @@ pub fn run(
     let mut labelled: Vec<Option<Labelled>> = Vec::new();
     let mut last_tick = Instant::now();
     let mut stats = StatsLine::new();
+    let mut attempts = Attempts::default();
     let keep = |_: &crate::correlate::Request| true;
     let mut emit = |closed: &mut Vec<Closed>,
                     corr: &Correlator,
@@ -68,7 +69,8 @@ pub fn run(
                     sink: &mut LabelledSink| {
         if !closed.is_empty() {
             label_closed(engine, closed, &keep, &mut labelled);
-            for l in labelled.drain(..).flatten() {
+            for mut l in labelled.drain(..).flatten() {
+                attempts.mark(&mut l.request);
                 skew.add(&l.request);
                 // A later revision replaces the earlier one in the summary.
                 if l.request.revision > 1 {

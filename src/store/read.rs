@@ -275,6 +275,8 @@ fn rebuild(request: &DataFrame, events: &DataFrame) -> Result<Labelled> {
             .collect(),
         inferred: floats(request, "join_confidence")?[0].map(|c| c as f32),
         revision: 1,
+        attempt: ints(request, "attempt")?[0].and_then(|a| u32::try_from(a).ok()),
+        retry_of: text("retry_of")?,
         events,
     };
     let verdict = match t("label")?.get(0) {

@@ -37,6 +37,8 @@ pub const REQUESTS: &[(&str, Kind)] = &[
     ("events", Int),
     ("join", Str),
     ("join_confidence", Float),
+    ("attempt", Int),
+    ("retry_of", Str),
 ];
 
 /// The events table: where each event came from, then every schema field
@@ -117,6 +119,8 @@ pub fn request_row(key: &str, l: &Labelled) -> Vec<Val> {
         Val::I(Some(r.events.len() as i64)),
         Val::S(Some(r.join().to_string())),
         Val::F(r.inferred.map(f64::from)),
+        Val::I(r.attempt.map(i64::from)),
+        s(r.retry_of.as_deref()),
     ]
 }
 

@@ -38,6 +38,12 @@ struct RequestLine {
     /// Present only in live mode, from the second emission on.
     #[serde(default)]
     revision: Option<u32>,
+    /// Present only on a retry inside one trace: 2, 3, ...
+    #[serde(default)]
+    attempt: Option<u32>,
+    /// Present only on a retry: the request id of the attempt it retries.
+    #[serde(default)]
+    retry_of: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +93,7 @@ enum Flag {
     Amended,
     Evicted,
     MaxAge,
+    ReusedId,
 }
 
 fn lines(args: &[&str]) -> Vec<RequestLine> {

@@ -217,11 +217,300 @@ RewriteRule "^/v1/orders/import$" - [R=413,L]
 </Location>
 """
 
+# --profile capture: HAProxy as its users configure it when they only want to see
+# the request id: the stock `option httplog` line (no log-format) and the id the
+# client sent captured into the {...} block
+# [https://docs.haproxy.org/2.6/configuration.html#8.2.3, #8.8]. No
+# default_backend: a path no use_backend matches is answered 503 by HAProxy
+# itself (fe_api/<NOSRV>); be_inventory's only server fails its health check, so
+# that backend has no server (be_inventory/<NOSRV>).
+HAPROXY_CAPTURE_CONF = r"""
+global
+  log stdout format raw local0
+  maxconn 256
+userlist ops
+  user ops insecure-password s3cret
+defaults
+  mode http
+  log global
+  option httplog
+  timeout connect 1s
+  timeout client 10s
+  timeout server 10s
+frontend fe_api
+  bind 127.0.0.1:{port}
+  capture request header X-Request-ID len 64
+  option http-buffer-request
+  stick-table type string len 32 size 1k expire 60s store http_req_rate(60s)
+  http-request auth realm admin if {{ path_beg /admin/ }} !{{ http_auth(ops) }}
+  http-request deny deny_status 403 if {{ path_beg /internal/ }} !{{ src 10.0.0.0/8 }}
+  http-request deny deny_status 413 if {{ path /v1/orders/import }} {{ req.body_size gt 1024 }}
+  http-request track-sc0 req.hdr(X-Consumer-Id) if {{ path_beg /v1/search }} || {{ path_beg /v1/export }}
+  http-request deny deny_status 429 if {{ path_beg /v1/search }} {{ sc_http_req_rate(0) gt 4 }}
+  http-request deny deny_status 429 if {{ path_beg /v1/export }} {{ sc_http_req_rate(0) gt 3 }}
+  use_backend be_orders if {{ path_beg /v1/orders /v1/search /v1/export /admin/ /internal/ }}
+  use_backend be_payments if {{ path_beg /v1/payments }}
+  use_backend be_inventory if {{ path_beg /v1/inventory }}
+  use_backend be_slow if {{ path_beg /v1/slow }}
+backend be_orders
+  server orders1 127.0.0.1:{orders_port}
+backend be_payments
+  server payments1 127.0.0.1:{payments_port}
+backend be_inventory
+  server inventory1 127.0.0.1:{dead_port} check inter 200ms fall 1 rise 2
+backend be_slow
+  timeout server 1s
+  http-request set-path /slow
+  server orders1 127.0.0.1:{orders_port}
+"""
+
+# --profile unique_id: Apache with mod_unique_id, the id logged with %{UNIQUE_ID}e,
+# forwarded with RequestHeader and returned with Header
+# [https://httpd.apache.org/docs/2.4/mod/mod_unique_id.html,
+# https://httpd.apache.org/docs/2.4/mod/mod_headers.html]; the error log in
+# Apache's default ErrorLogFormat at the default LogLevel (warn)
+# [https://httpd.apache.org/docs/2.4/mod/core.html#errorlog].
+APACHE_UNIQUE_ID_CONF = r"""
+ServerRoot {prefix}
+PidFile {prefix}/apache.pid
+Listen 127.0.0.1:{port}
+ServerName api.example.test
+{user}
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so
+LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule authz_host_module /usr/lib/apache2/modules/mod_authz_host.so
+LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so
+LoadModule auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so
+LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
+LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so
+LoadModule unique_id_module /usr/lib/apache2/modules/mod_unique_id.so
+LoadModule headers_module /usr/lib/apache2/modules/mod_headers.so
+LoadModule rewrite_module /usr/lib/apache2/modules/mod_rewrite.so
+ErrorLog {out}/gateway/error.log
+DocumentRoot {prefix}/html
+LogFormat "%h %l %u %t \"%r\" %>s %b \"%{{Referer}}i\" \"%{{User-Agent}}i\" %{{UNIQUE_ID}}e %D" unique_id
+CustomLog {out}/gateway/access.log unique_id
+RequestHeader set X-Request-Id %{{UNIQUE_ID}}e
+Header {header_condition}set X-Request-Id %{{UNIQUE_ID}}e
+ProxyTimeout 10
+<Location "/v1/orders">
+  ProxyPass "http://127.0.0.1:{orders_port}/v1/orders"
+</Location>
+# LimitRequestBody does not stop a body that mod_proxy streams: refuse by Content-Length.
+RewriteEngine On
+RewriteCond expr "%{{HTTP:Content-Length}} -gt 1024"
+RewriteRule "^/v1/orders/import$" - [R=413,L]
+<Location "/v1/payments">
+  ProxyPass "http://127.0.0.1:{payments_port}/v1/payments"
+</Location>
+<Location "/v1/inventory">
+  ProxyPass "http://127.0.0.1:{dead_port}/v1/inventory" retry=0
+</Location>
+<Location "/v1/slow">
+  ProxyPass "http://127.0.0.1:{orders_port}/slow" timeout=1
+</Location>
+<Location "/admin/">
+  AuthType Basic
+  AuthName "admin"
+  AuthUserFile {prefix}/htpasswd
+  Require valid-user
+  ProxyPass "http://127.0.0.1:{orders_port}/admin/"
+</Location>
+<Location "/internal/">
+  Require ip 10.0.0.0/8
+  ProxyPass "http://127.0.0.1:{orders_port}/internal/"
+</Location>
+"""
+
+# --profile ingress: nginx as Kubernetes ingress-nginx renders it
+# (rootfs/etc/nginx/template/nginx.tmpl): the default `upstreaminfo` log_format
+# [https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/log-format/],
+# $req_id = the client's X-Request-ID or else $request_id (the template's map,
+# generate-request-id: true), proxy_set_header X-Request-ID $req_id,
+# log_subrequest on, error_log at the ConfigMap default level `notice`,
+# limit_req_status left at 503 (ConfigMap limit-req-status-code default) and
+# rate limits keyed by the client address (annotations limit-rpm, burst = rpm x
+# limit-burst-multiplier 5) [https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/configmap/,
+# .../annotations/#rate-limiting]. $proxy_upstream_name is set per location
+# ("namespace-service-port"); a path no Ingress rule matches goes to
+# upstream-default-backend, which without a default-backend service is nginx's
+# own `return 404` server (access_log off there). `add_header X-Request-Id
+# $req_id always` is ours (ingress: add-headers ConfigMap), so the client learns the id.
+NGINX_INGRESS_CONF = r"""
+{user}
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {out}/gateway/error.log notice;
+events {{ worker_connections 256; }}
+http {{
+  client_body_temp_path {prefix}/tmp/body;
+  proxy_temp_path {prefix}/tmp/proxy;
+  fastcgi_temp_path {prefix}/tmp/fastcgi;
+  uwsgi_temp_path {prefix}/tmp/uwsgi;
+  scgi_temp_path {prefix}/tmp/scgi;
+  log_subrequest on;
+  limit_req_status 503;
+  log_format upstreaminfo '$remote_addr - $remote_user [$time_local] "$request" '
+    '$status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time '
+    '[$proxy_upstream_name] [$proxy_alternative_upstream_name] $upstream_addr '
+    '$upstream_response_length $upstream_response_time $upstream_status $req_id';
+  access_log {out}/gateway/access.log upstreaminfo;
+  map $http_x_request_id $req_id {{
+    default   $http_x_request_id;
+    ""        $request_id;
+  }}
+  # Ratelimit default/search and default/export: annotations limit-rpm "3" / "2" with
+  # limit-burst-multiplier "1" (the default multiplier 5 would not trigger in a short run).
+  limit_req_zone $binary_remote_addr zone=default_search_rpm:5m rate=3r/m;
+  limit_req_zone $binary_remote_addr zone=default_export_rpm:5m rate=2r/m;
+
+  upstream default-orders-80 {{ server 127.0.0.1:{orders_port}; keepalive 8; }}
+  upstream default-payments-80 {{ server 127.0.0.1:{payments_port}; keepalive 8; }}
+  upstream default-inventory-80 {{ server 127.0.0.1:{dead_port}; }}
+  upstream upstream-default-backend {{ server 127.0.0.1:{default_backend_port}; }}
+
+  server {{
+    listen 127.0.0.1:{port};
+    server_name api.example.test;
+    add_header X-Request-Id $req_id always;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Request-ID $req_id;
+    proxy_set_header X-Real-IP $remote_addr;
+    proxy_set_header X-Forwarded-For $remote_addr;
+    set $proxy_alternative_upstream_name "";
+
+    location / {{ set $proxy_upstream_name "upstream-default-backend"; proxy_pass http://upstream-default-backend; }}
+    location /v1/orders {{ set $proxy_upstream_name "default-orders-80"; client_max_body_size 1m; proxy_pass http://default-orders-80; }}
+    location /v1/orders/import {{ set $proxy_upstream_name "default-orders-import-80"; client_max_body_size 1k; proxy_pass http://default-orders-80; }}
+    location /v1/payments {{ set $proxy_upstream_name "default-payments-80"; proxy_pass http://default-payments-80; }}
+    location /v1/search {{ set $proxy_upstream_name "default-search-80"; limit_req zone=default_search_rpm burst=3 nodelay; proxy_pass http://default-orders-80; }}
+    location /v1/export {{ set $proxy_upstream_name "default-export-80"; limit_req zone=default_export_rpm burst=2 nodelay; proxy_pass http://default-orders-80; }}
+    location /v1/inventory {{ set $proxy_upstream_name "default-inventory-80"; proxy_pass http://default-inventory-80; }}
+    location /v1/slow {{ set $proxy_upstream_name "default-slow-80"; rewrite "(?i)/v1/slow" /slow break; proxy_read_timeout 1s; proxy_pass http://default-orders-80; }}
+    location = /_external-auth-L3YxL3JlcG9ydHM-Prefix {{
+      internal;
+      set $proxy_upstream_name "default-reports-80";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Forwarded-Proto "";
+      proxy_set_header X-Request-ID $req_id;
+      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Sent-From "nginx-ingress-controller";
+      proxy_pass http://127.0.0.1:{orders_port}/auth/check;
+    }}
+    location /v1/reports {{
+      set $proxy_upstream_name "default-reports-80";
+      auth_request /_external-auth-L3YxL3JlcG9ydHM-Prefix;
+      proxy_pass http://default-orders-80;
+    }}
+    location /admin/ {{
+      set $proxy_upstream_name "default-admin-80";
+      auth_basic "admin";
+      auth_basic_user_file {prefix}/htpasswd;
+      proxy_set_header Authorization "";
+      proxy_pass http://default-orders-80;
+    }}
+    location /internal/ {{ set $proxy_upstream_name "default-internal-80"; allow 10.0.0.0/8; deny all; proxy_pass http://default-orders-80; }}
+  }}
+
+  # backend for when default-backend-service is not configured or it does not have endpoints
+  server {{
+    listen 127.0.0.1:{default_backend_port} default_server;
+    set $proxy_upstream_name "internal";
+    access_log off;
+    location / {{ return 404; }}
+  }}
+}}
+"""
+
+# --gateway caddy (--profile uuid): Caddy 2.6 with `header` / `request_header`
+# setting X-Request-Id to {http.request.uuid}
+# [https://caddyserver.com/docs/caddyfile/directives/header,
+# .../request_header, https://caddyserver.com/docs/modules/http#docs (placeholders)],
+# the JSON access log (`log`), basicauth, forward_auth (Caddy's auth_request),
+# request_body max_size, reverse_proxy transport response_header_timeout.
+# Directives in a site block are sorted by Caddy's directive order; handle blocks
+# come after header/request_header, so every handler below sees the new id.
+# The bcrypt hash is of "s3cret" at cost 4 (caddy hash-password uses 14: ~1 s a check).
+CADDY_UUID_CONF = r"""{{
+  admin off
+  auto_https off
+  storage file_system {prefix}/data
+}}
+http://127.0.0.1:{port} {{
+  log {{
+    output file {out}/gateway/access.log
+    format json
+  }}
+  header X-Request-Id {{http.request.uuid}}
+  request_header X-Request-Id {{http.request.uuid}}
+
+  handle /v1/orders/import {{
+    request_body {{
+      max_size 1KB
+    }}
+    reverse_proxy 127.0.0.1:{orders_port}
+  }}
+  handle /v1/orders* {{
+    reverse_proxy 127.0.0.1:{orders_port}
+  }}
+  handle /v1/payments* {{
+    reverse_proxy 127.0.0.1:{payments_port}
+  }}
+  handle /v1/inventory* {{
+    reverse_proxy 127.0.0.1:{dead_port}
+  }}
+  handle /v1/slow {{
+    rewrite * /slow
+    reverse_proxy 127.0.0.1:{orders_port} {{
+      transport http {{
+        response_header_timeout 1s
+      }}
+    }}
+  }}
+  handle /v1/reports* {{
+    forward_auth 127.0.0.1:{orders_port} {{
+      uri /auth/check
+    }}
+    reverse_proxy 127.0.0.1:{orders_port}
+  }}
+  handle /admin/* {{
+    basicauth {{
+      ops $2b$04$Jg4RgtW.gbyc.cOzOVm18uAMYZmn2vPMfoXo2MtjwniFrdzJqpVUq
+    }}
+    reverse_proxy 127.0.0.1:{orders_port}
+  }}
+  handle /internal/* {{
+    @outside not remote_ip 10.0.0.0/8
+    respond @outside "Forbidden" 403
+    reverse_proxy 127.0.0.1:{orders_port}
+  }}
+  handle {{
+    respond "no route" 404
+  }}
+}}
+"""
+
+PROFILES = {
+    "nginx": ("default", "ingress"),
+    "haproxy": ("default", "capture"),
+    "apache": ("default", "unique_id"),
+    "caddy": ("uuid",),
+}
+
 # Scenarios that need a gateway feature the others lack here: nginx auth_request
 # (HAProxy, Apache), request-rate limiting (Apache has no built-in one).
 UNSUPPORTED = {
     "haproxy": {"ok_report", "auth_token_expired", "auth_token_revoked"},
     "apache": {"ok_report", "auth_token_expired", "auth_token_revoked", "quota_gateway_429", "quota_gateway_503"},
+    # Caddy's standard build has no rate limiter (caddy-ratelimit is a plugin).
+    "caddy": {"quota_gateway_429", "quota_gateway_503"},
 }
 
 # name, weight in the incident phase, label when the injected failure happens
@@ -291,6 +580,11 @@ def request_for(name, rng):
         return "GET", "/v1/slow", h, None
     if name == "upstream_dependency":
         return "POST", "/v1/payments", h, json.dumps({"card": "4000-0000-0000-0119", "amount": 99})
+    if name == "upstream_flaky":
+        # The bank times out on the first charge of an idempotency key; a retry
+        # with the same key succeeds (backend.Payments.flaky_first_attempt).
+        return "POST", "/v1/payments", dict(h, **{"Idempotency-Key": "idem-%08x" % rng.getrandbits(32)}), \
+            json.dumps({"card": "4000-0000-0000-0259", "amount": 40})
     raise ValueError(name)
 
 
@@ -306,17 +600,17 @@ def wait_port(port, timeout=10):
     want = ":%04X" % port
     end = time.time() + timeout
     while time.time() < end:
-        with open("/proc/net/tcp") as f:
-            for row in f.read().splitlines()[1:]:
-                cols = row.split()
-                if cols[1].endswith(want) and cols[3] == "0A":  # 0A = LISTEN
-                    return
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as f:
+                for row in f.read().splitlines()[1:]:
+                    cols = row.split()
+                    if cols[1].endswith(want) and cols[3] == "0A":  # 0A = LISTEN
+                        return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
 
 
-def send(port, job):
-    i, name, label, method, path, headers, body, traceparent = job
+def send_one(port, method, path, headers, body, traceparent):
     if traceparent:
         headers = dict(headers, traceparent=traceparent)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
@@ -325,7 +619,42 @@ def send(port, job):
     resp.read()
     rid = resp.getheader("X-Request-Id", "") or headers.get("X-Request-Id", "")
     conn.close()
-    return i, name, label, method, path, resp.status, rid
+    return resp.status, rid
+
+
+def send(port, job):
+    i, name, label, method, path, headers, body, traceparent = job
+    status, rid = send_one(port, method, path, headers, body, traceparent)
+    return i, name, label, method, path, status, rid
+
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def send_group(port, group):
+    """A client keeping one trace over several requests: a retried operation
+    (same request, same trace id, a new span id each attempt, retried while it
+    fails) or a batch job (different calls, one after the other). Rows:
+    (i, k, name, label, method, path, status, rid, trace_id, attempt, retry_of)."""
+    i, kind, trace_id, steps = group
+    rows = []
+    if kind == "retry":
+        (name, label, method, path, headers, body), variants = steps[0], steps[1]
+        for n, (tp, extra) in enumerate(variants, start=1):
+            status, rid = send_one(port, method, path, dict(headers, **extra), body, tp)
+            rows.append([i, n - 1, name, label, method, path, status, rid, trace_id, n,
+                         rows[-1][7] if rows else ""])
+            if status not in RETRY_STATUSES or n == len(variants):
+                break
+            time.sleep(0.15 * n)  # backoff
+        if len(rows) == 1:
+            rows[0][9] = ""  # it worked the first time: no retry happened
+    else:
+        for k, (name, label, method, path, headers, body, tp) in enumerate(steps):
+            status, rid = send_one(port, method, path, headers, body, tp)
+            rows.append([i, k, name, label, method, path, status, rid, trace_id, "", ""])
+            time.sleep(0.02)
+    return rows
 
 
 def expected_label(name, label, status):
@@ -335,7 +664,114 @@ def expected_label(name, label, status):
     if name in ("quota_gateway_429", "quota_gateway_503"):
         # nginx answers limit_req with 429 or its default 503; HAProxy here with 429.
         return "quota" if status in (429, 503) else "none"
+    if name == "upstream_flaky":
+        # Fails on the first attempt only.
+        return label if status >= 500 else "none"
     return label
+
+
+def trace_groups(jobs, rng, pool, gateway, requests):
+    """--retry-in-trace: turns some incident-phase requests into a retried
+    operation or a batch job, each under one trace id."""
+    names = {s[0] for s in pool}
+    retryable = [n for n in ("upstream_down", "upstream_flaky", "upstream_dependency", "quota_gateway_429")
+                 if n in names or n == "upstream_flaky"]
+    by_name = {s[0]: s for s in SCENARIOS}
+    out = []
+    for job in jobs:
+        i = job[0]
+        roll = rng.random()
+        if i < requests // 5 or roll >= 0.10:
+            out.append(job)
+            continue
+        trace_id = "%032x" % (rng.getrandbits(128) | 1)
+
+        def tp():
+            return "00-%s-%016x-01" % (trace_id, rng.getrandbits(64) | 1)
+
+        def rid_header():
+            # HAProxy's request id is the one the client sends, a new one per request.
+            return {"X-Request-Id": "%032x" % rng.getrandbits(128)} if gateway == "haproxy" else {}
+
+        if roll < 0.06:
+            name = rng.choice(retryable)
+            label = by_name[name][2] if name in by_name else "upstream"
+            method, path, headers, body = request_for(name, rng)
+            variants = [(tp(), rid_header()) for _ in range(3)]
+            out.append(("group", (i, "retry", trace_id, [(name, label, method, path, headers, body), variants])))
+        else:
+            first = rng.choice(["ok_list", "ok_get"])
+            second = rng.choice(["ok_create", "ok_pay"])
+            rest = [s for s in pool if s[0] not in (first, second)]
+            third = rng.choices(rest, weights=[s[1] for s in rest])[0][0]
+            steps = []
+            for name in (first, second, third):
+                method, path, headers, body = request_for(name, rng)
+                steps.append((name, by_name[name][2], method, path, dict(headers, **rid_header()), body, tp()))
+            out.append(("group", (i, "batch", trace_id, steps)))
+    return out
+
+
+def start_gateway(args, prefix, out, port, orders, payments, fixtures):
+    """Writes the gateway's configuration and starts it in the foreground."""
+    if args.gateway == "nginx" and args.profile == "ingress":
+        conf = NGINX_INGRESS_CONF.format(
+            user="user root;" if os.geteuid() == 0 else "",
+            prefix=prefix, out=out, port=port, orders_port=orders.port, payments_port=payments.port,
+            dead_port=free_port(), default_backend_port=free_port(),
+        )
+        conf_path = os.path.join(prefix, "nginx.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf)
+        return subprocess.Popen([args.nginx, "-p", prefix, "-c", conf_path])
+    if args.gateway == "nginx":
+        extra_logs = ""
+        error_log = os.path.join(prefix, "error.log")
+        if fixtures:
+            os.makedirs(fixtures, exist_ok=True)
+            extra_logs = (f"access_log {fixtures}/nginx-upstreaminfo.log upstreaminfo;\n"
+                          f"    access_log {fixtures}/nginx-json.log gw_json;")
+            error_log = os.path.join(fixtures, "nginx-error.log")
+        conf = NGINX_CONF.format(
+            user="user root;" if os.geteuid() == 0 else "",
+            prefix=prefix, out=out, port=port, orders_port=orders.port, payments_port=payments.port,
+            dead_port=free_port(), extra_logs=extra_logs, error_log=error_log,
+        )
+        conf_path = os.path.join(prefix, "nginx.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf)
+        return subprocess.Popen([args.nginx, "-p", prefix, "-c", conf_path])
+    if args.gateway == "apache":
+        os.chmod(prefix, 0o755)  # the worker user reads htpasswd
+        template = APACHE_UNIQUE_ID_CONF if args.profile == "unique_id" else APACHE_CONF
+        conf = template.format(prefix=prefix, out=out, port=port, orders_port=orders.port,
+                               payments_port=payments.port, dead_port=free_port(),
+                               header_condition=args.apache_header_condition,
+                               user="User www-data\nGroup www-data" if os.geteuid() == 0 else "")
+        conf_path = os.path.join(prefix, "apache.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf)
+        return subprocess.Popen([args.apache, "-f", conf_path, "-DFOREGROUND"])
+    if args.gateway == "caddy":
+        conf = CADDY_UUID_CONF.format(prefix=prefix, out=out, port=port, orders_port=orders.port,
+                                      payments_port=payments.port, dead_port=free_port())
+        conf_path = os.path.join(prefix, "Caddyfile")
+        with open(conf_path, "w") as f:
+            f.write(conf)
+        env = dict(os.environ, HOME=prefix, XDG_DATA_HOME=prefix, XDG_CONFIG_HOME=prefix)
+        # Caddy's own (non-access) log goes to stderr; kept out of OUT_DIR.
+        runtime_log = open(os.path.join(prefix, "caddy-runtime.log"), "w")
+        return subprocess.Popen([args.caddy, "run", "--config", conf_path, "--adapter", "caddyfile"],
+                                env=env, stdout=runtime_log, stderr=runtime_log)
+    template = HAPROXY_CAPTURE_CONF if args.profile == "capture" else HAPROXY_CONF
+    conf = template.format(port=port, orders_port=orders.port, payments_port=payments.port,
+                           dead_port=free_port())
+    conf_path = os.path.join(prefix, "haproxy.cfg")
+    with open(conf_path, "w") as f:
+        f.write(conf)
+    # `log stdout`: HAProxy writes its access log to standard output.
+    access = open(os.path.join(out, "gateway", "access.log"), "w")
+    return subprocess.Popen([args.haproxy, "-db", "-f", conf_path], stdout=access)
 
 
 def main():
@@ -345,16 +781,30 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--fixtures")
-    ap.add_argument("--gateway", choices=["nginx", "haproxy", "apache"], default="nginx")
+    ap.add_argument("--gateway", choices=["nginx", "haproxy", "apache", "caddy"], default="nginx")
+    ap.add_argument("--profile", default="default",
+                    help="gateway configuration: nginx default|ingress, haproxy default|capture, "
+                         "apache default|unique_id, caddy uuid (see tests/realstack/PROFILES.md)")
+    ap.add_argument("--retry-in-trace", action="store_true",
+                    help="some clients keep one trace id over several requests (retries, a batch job); "
+                         "adds trace_id, attempt, retry_of to the truth")
+    ap.add_argument("--apache-header-condition", default="always ", help=argparse.SUPPRESS)
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--haproxy", default=shutil.which("haproxy") or "/usr/sbin/haproxy")
     ap.add_argument("--apache", default=shutil.which("apache2") or "/usr/sbin/apache2")
+    ap.add_argument("--caddy", default=shutil.which("caddy") or "/usr/bin/caddy")
     ap.add_argument("--otlp-grpc", metavar="HOST:PORT",
                     help="also send orders' spans live with the SDK's OTLP/gRPC exporter")
     ap.add_argument("--otlp-http", metavar="URL",
                     help="also send payments' spans and logs live with the SDK's OTLP/HTTP exporter")
     ap.add_argument("--otlp-token", help="bearer token for both exporters")
     args = ap.parse_args()
+    if args.gateway == "caddy" and args.profile == "default":
+        args.profile = "uuid"
+    if args.profile not in PROFILES[args.gateway]:
+        ap.error(f"--gateway {args.gateway} has profiles {', '.join(PROFILES[args.gateway])}")
+    if args.fixtures and (args.gateway != "nginx" or args.profile != "default"):
+        ap.error("--fixtures is for --gateway nginx with the default profile")
     rng = random.Random(args.seed)
 
     out = os.path.abspath(args.out)
@@ -380,43 +830,11 @@ def main():
 
     port = free_port()
     fixtures = os.path.abspath(args.fixtures) if args.fixtures else None
-    if args.gateway == "nginx":
-        extra_logs = ""
-        error_log = os.path.join(prefix, "error.log")
-        if fixtures:
-            os.makedirs(fixtures, exist_ok=True)
-            extra_logs = (f"access_log {fixtures}/nginx-upstreaminfo.log upstreaminfo;\n"
-                          f"    access_log {fixtures}/nginx-json.log gw_json;")
-            error_log = os.path.join(fixtures, "nginx-error.log")
-        conf = NGINX_CONF.format(
-            user="user root;" if os.geteuid() == 0 else "",
-            prefix=prefix, out=out, port=port, orders_port=orders.port, payments_port=payments.port,
-            dead_port=free_port(), extra_logs=extra_logs, error_log=error_log,
-        )
-        conf_path = os.path.join(prefix, "nginx.conf")
-        with open(conf_path, "w") as f:
-            f.write(conf)
-        gateway = subprocess.Popen([args.nginx, "-p", prefix, "-c", conf_path])
-    elif args.gateway == "apache":
-        os.chmod(prefix, 0o755)  # the worker user reads htpasswd
-        conf = APACHE_CONF.format(prefix=prefix, out=out, port=port, orders_port=orders.port,
-                                  payments_port=payments.port, dead_port=free_port(),
-                                  user="User www-data\nGroup www-data" if os.geteuid() == 0 else "")
-        conf_path = os.path.join(prefix, "apache.conf")
-        with open(conf_path, "w") as f:
-            f.write(conf)
-        gateway = subprocess.Popen([args.apache, "-f", conf_path, "-DFOREGROUND"])
-    else:
-        conf = HAPROXY_CONF.format(port=port, orders_port=orders.port, payments_port=payments.port,
-                                   dead_port=free_port())
-        conf_path = os.path.join(prefix, "haproxy.cfg")
-        with open(conf_path, "w") as f:
-            f.write(conf)
-        # `log stdout`: HAProxy writes its access log to standard output.
-        access = open(os.path.join(out, "gateway", "access.log"), "w")
-        gateway = subprocess.Popen([args.haproxy, "-db", "-f", conf_path], stdout=access)
+    gateway = start_gateway(args, prefix, out, port, orders, payments, fixtures)
     try:
         wait_port(port)
+        if args.gateway == "haproxy" and args.profile == "capture":
+            time.sleep(1.0)  # be_inventory's health check marks its only server DOWN
         jobs = []
         for i in range(args.requests):
             # The first fifth is a healthy baseline; then the incident starts.
@@ -430,17 +848,30 @@ def main():
             tp = None
             if rng.random() < 0.7:
                 tp = "00-%032x-%016x-01" % (rng.getrandbits(128) | 1, rng.getrandbits(64) | 1)
-            if args.gateway == "nginx" and rng.random() < 0.2:
+            if args.gateway in ("nginx", "caddy") and rng.random() < 0.2:
                 headers = dict(headers, **{"X-Request-Id": "cli-%08x" % rng.getrandbits(32)})
             jobs.append((i, name, label, method, path, headers, body, tp))
-        results = []
+        if args.retry_in_trace:
+            pool = [s for s in SCENARIOS if s[0] not in UNSUPPORTED.get(args.gateway, set())]
+            jobs = trace_groups(jobs, rng, pool, args.gateway, args.requests)
+        rows = []
         with ThreadPoolExecutor(max_workers=4) as ex:
             futures = []
             for job in jobs:
-                futures.append(ex.submit(send, port, job))
+                if job[0] == "group":
+                    futures.append(ex.submit(send_group, port, job[1]))
+                else:
+                    futures.append(ex.submit(send, port, job))
                 time.sleep(0.01)
             for fu in futures:
-                results.append(fu.result())
+                r = fu.result()
+                if isinstance(r, list):
+                    rows.extend(r)
+                else:
+                    i, name, label, method, path, status, rid = r
+                    tp = jobs[i][7] if not isinstance(jobs[i][0], str) else None
+                    rows.append([i, 0, name, label, method, path, status, rid,
+                                 tp.split("-")[1] if tp else "", "", ""])
     finally:
         time.sleep(0.5)
         gateway.terminate()
@@ -449,16 +880,19 @@ def main():
         payments.stop()
         shutil.rmtree(prefix, ignore_errors=True)
 
-    results.sort()
+    rows.sort(key=lambda r: (r[0], r[1]))
     with open(args.truth, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["request_id", "scenario", "label", "method", "path", "status"])
-        for i, name, label, method, path, status, rid in results:
-            w.writerow([rid, name, expected_label(name, label, status), method, path, status])
-    counts = {}
-    for r in results:
-        counts[r[1]] = counts.get(r[1], 0) + 1
-    print(f"{len(results)} requests -> {out}; truth in {args.truth}", file=sys.stderr)
+        head = ["request_id", "scenario", "label", "method", "path", "status"]
+        if args.retry_in_trace:
+            head += ["trace_id", "attempt", "retry_of"]
+        w.writerow(head)
+        for i, k, name, label, method, path, status, rid, trace_id, attempt, retry_of in rows:
+            row = [rid, name, expected_label(name, label, status), method, path, status]
+            if args.retry_in_trace:
+                row += [trace_id, attempt, retry_of]
+            w.writerow(row)
+    print(f"{len(rows)} requests -> {out}; truth in {args.truth}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -342,6 +342,7 @@ pub struct Field {
     pub get: for<'a> fn(&'a Event) -> Option<FieldValue<'a>>,
     /// Sets the field; `false` (and the field left unset) when the value does not fit.
     pub set: fn(&mut Event, FieldValue<'_>) -> bool,
+    pub clear: fn(&mut Event),
 }
 
 impl fmt::Debug for Field {
@@ -380,6 +381,7 @@ macro_rules! schema {
                     e.$name = <$ty as FieldType>::from_value(v);
                     e.$name.is_some()
                 },
+                clear: |e| e.$name = None,
             },
         )*];
     };

@@ -99,6 +99,10 @@ pub struct FieldOptions {
     pub ok_pattern: Option<String>,
     /// Written before the value, to say which indicator it was (`limit_req=`).
     pub prefix: Option<String>,
+    /// A regex over the event's status: when it matches, the value is not
+    /// this field's (Kong's `source = "kong"` on a 200 a plugin served is no
+    /// failure) and is kept as an attribute instead.
+    pub ok_if_status: Option<String>,
 }
 
 impl FieldSpec {

@@ -4,7 +4,7 @@
 use super::definition::{Definition, FieldOptions};
 use crate::event::ids;
 use crate::event::time::TimeFormat;
-use crate::event::{Event, FieldValue, Kind, Text, FIELDS};
+use crate::event::{value_text, Event, FieldValue, Kind, Text, FIELDS};
 use anyhow::{bail, Result};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
@@ -97,6 +97,7 @@ struct Rule {
     ignore: Vec<String>,
     ok: Option<regex::Regex>,
     prefix: Option<String>,
+    ok_if_status: Option<regex::Regex>,
 }
 
 /// Where a source key goes: (rule index, rank among that rule's alternatives).
@@ -179,6 +180,12 @@ impl FieldMap {
                     .transpose()
                     .map_err(|e| anyhow::anyhow!("field {name:?}: ok_pattern: {e}"))?,
                 prefix: opts.prefix.clone(),
+                ok_if_status: opts
+                    .ok_if_status
+                    .as_deref()
+                    .map(regex::Regex::new)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("field {name:?}: ok_if_status: {e}"))?,
             });
             for (rank, key) in opts.from.iter().enumerate() {
                 // The first definition of a key wins: user fields before defaults.
@@ -253,6 +260,20 @@ impl FieldMap {
                 if filled & bit == 0 {
                     set(rule, v, ev)?;
                     filled |= bit;
+                }
+            }
+        }
+        // Values that are no failure at this status become attributes.
+        for rule in self.rules.iter().filter(|r| r.ok_if_status.is_some()) {
+            let (Target::Field(i), Some(re)) = (rule.target, &rule.ok_if_status) else {
+                continue;
+            };
+            let status = ev.status.map(|s| s.to_string()).unwrap_or_default();
+            let field = &FIELDS[i as usize];
+            if re.is_match(&status) {
+                if let Some(v) = (field.get)(ev).map(|v| value_text(v).into_owned()) {
+                    (field.clear)(ev);
+                    ev.attributes.push((Text::from(field.name), v));
                 }
             }
         }

@@ -190,15 +190,18 @@ pub fn default_fields(dialect: Dialect, vars: &[String]) -> Vec<(&'static str, F
     match dialect {
         Dialect::Nginx if has("limit_req_status") => out.push(indicator(
             "limit_req_status",
-            "^(PASSED|DELAYED|DELAYED_DRY_RUN)$",
+            "^(PASSED|DELAYED|DELAYED_DRY_RUN|REJECTED_DRY_RUN)$",
             "limit_req=",
         )),
-        // `-` = no flag; RFCF = served from cache, a success.
+        // `-` = no flag; RFCF = served from cache, DI = delayed by fault
+        // injection: neither is a failure.
         Dialect::Envoy if has("response_flags") => {
-            out.push(indicator("response_flags", "^(-|RFCF)$", "envoy="))
+            out.push(indicator("response_flags", "^(-|RFCF|DI)$", "envoy="))
         }
-        // Termination state: `--` in the first two characters is a normal end.
-        Dialect::Haproxy if has("tsc") => out.push(indicator("tsc", "^--", "haproxy=")),
+        // Termination state: `--` in the first two characters is a normal end;
+        // `L` = HAProxy answered locally (a redirect, stats, `return`): the
+        // status says whether that was a failure.
+        Dialect::Haproxy if has("tsc") => out.push(indicator("tsc", "^(--|L)", "haproxy=")),
         _ => {}
     }
     if dialect == Dialect::Haproxy && has("s") {

@@ -42,7 +42,7 @@ pub(super) fn to_event(x: &ExampleEvent, i: usize) -> Result<Event, String> {
     let mut ev = Event {
         ts: Some(1_700_000_000_000_000_000 + i as i64 * 1_000_000),
         source: Some(x.source),
-        format: "example".into(),
+        format: x.format.as_deref().unwrap_or("example").into(),
         origin: Some(Origin {
             file: Arc::from("example"),
             line: i as u64 + 1,
@@ -53,9 +53,13 @@ pub(super) fn to_event(x: &ExampleEvent, i: usize) -> Result<Event, String> {
         ..Default::default()
     };
     for (name, value) in &x.fields {
+        if let (Some(attr), toml::Value::String(v)) = (name.strip_prefix("attr."), value) {
+            ev.attributes.push((attr.into(), v.clone()));
+            continue;
+        }
         let field = crate::event::field(name).ok_or_else(|| {
             format!(
-                "an example event has no field {name:?}; fields: source, span_name, span_kind, span_status, exception, {}",
+                "an example event has no field {name:?}; fields: source, format, span_name, span_kind, span_status, exception, attr.NAME, {}",
                 FIELDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
             )
         })?;

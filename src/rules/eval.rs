@@ -81,7 +81,9 @@ const REQUEST_FIELDS: &[&str] = &[
 const EVENT: Option<&[&str]> = None;
 
 fn event_field_known(name: &str) -> bool {
-    crate::event::field(name).is_some() || DERIVED_FIELDS.contains(&name)
+    crate::event::field(name).is_some()
+        || DERIVED_FIELDS.contains(&name)
+        || name.starts_with("attr.")
 }
 
 /// Finds the fields each rule reads, so that a verdict can be memoised on
@@ -89,14 +91,20 @@ fn event_field_known(name: &str) -> bool {
 /// or an unknown field disables the memo.
 fn references<'a>(sources: impl Iterator<Item = &'a str>) -> Option<Refs> {
     let literals = Regex::new(r#"'[^']*'|"[^"]*""#).unwrap();
-    let idents =
-        Regex::new(r"\b(request|gateway|server_span|events|e)\b(\.[A-Za-z_][A-Za-z0-9_]*)?")
-            .unwrap();
+    let idents = Regex::new(
+        r"\b(request|gateway|server_span|events|e)\b(\.[A-Za-z_][A-Za-z0-9_]*)?(\.[A-Za-z_][A-Za-z0-9_]*)?",
+    )
+    .unwrap();
     let mut refs = Refs::default();
     for src in sources {
         let code = literals.replace_all(src, "''");
         for c in idents.captures_iter(&code) {
-            let field = c.get(2)?.as_str()[1..].to_string();
+            let mut field = c.get(2)?.as_str()[1..].to_string();
+            // One attribute by name (`gateway.attributes.ft`) is one memo
+            // field, not the whole map.
+            if let (true, Some(name)) = (field == "attributes", c.get(3)) {
+                field = format!("attr.{}", &name.as_str()[1..]);
+            }
             let (list, known) = match &c[1] {
                 "request" => (&mut refs.request, Some(REQUEST_FIELDS)),
                 "gateway" => (&mut refs.gateway, EVENT),

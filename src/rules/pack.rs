@@ -56,6 +56,8 @@ pub struct Example {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExampleEvent {
     pub source: Source,
+    /// The format that wrote it (rules may test `gateway.format`).
+    pub format: Option<String>,
     pub span_name: Option<String>,
     pub span_kind: Option<SpanKind>,
     pub span_status: Option<SpanStatus>,

@@ -180,3 +180,93 @@ fn nginx_limit_req_and_client_aborts() {
         ("unknown", "client-aborted")
     );
 }
+
+/// Whether the single request of a one-line file failed.
+fn failed(name: &str, line: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(name);
+    std::fs::write(&p, format!("{line}\n")).unwrap();
+    let a = analyze(&[&p]);
+    assert_eq!(a.input_error_count(), 0, "{line}: {:?}", a.info.files);
+    assert_eq!(a.requests.len(), 1, "{line}");
+    a.requests[0].request.failed
+}
+
+/// Indicator values that mean all went well never make a request failed:
+/// nginx `limit_req` in dry-run mode (ngx_http_limit_req_module:
+/// `limit_req_dry_run` logs REJECTED_DRY_RUN and lets the request through),
+/// HAProxy answering a redirect itself (`LR--`, configuration.txt §8.5: L =
+/// "the session was locally processed by HAProxy"), Kong serving a 2xx from a
+/// plugin (`source` = "kong" means Kong answered, not that it failed),
+/// Envoy's `DI` (the request was only delayed by fault injection).
+#[test]
+fn indicator_values_that_mean_success_do_not_fail_a_request() {
+    let nginx = |lrs: &str| {
+        format!(
+            r#"10.1.2.3 - - [24/Nov/2026:10:00:00 +0000] "GET /v1/search HTTP/1.1" 200 12 "-" "curl/8" rid=0a1b2c rt=0.001 us="200" ua="10.0.0.7:8080" lrs={lrs}"#
+        )
+    };
+    assert!(!failed("access.log", &nginx("REJECTED_DRY_RUN")));
+    assert!(!failed("access.log", &nginx("DELAYED")));
+    let haproxy = |status: u16, tsc: &str| {
+        format!(
+            r#"Nov 24 10:00:00 lb1 haproxy[812]: 10.1.2.3:50123 [24/Nov/2026:10:00:00.000] fe_api fe_api/<NOSRV> 0/-1/-1/-1/0 {status} 141 - - {tsc} 1/1/0/0/0 0/0 {{}} {{}} "GET /old HTTP/1.1""#
+        )
+    };
+    assert!(!failed("haproxy.log", &haproxy(302, "LR--")));
+    assert!(
+        failed("haproxy.log", &haproxy(503, "LR--")),
+        "the status still counts"
+    );
+    let kong = |status: u16| {
+        format!(
+            r#"{{"response":{{"status":{status},"size":96}},"client_ip":"10.1.2.3","request":{{"id":"7c1a3f0e9b2d4c5a8e6f7a8b9c0d1e2f","uri":"/v1/orders","method":"OPTIONS","url":"http://api.example.com/v1/orders"}},"started_at":1764000000000,"source":"kong","upstream_status":"","latencies":{{"kong":1,"proxy":-1,"request":1,"receive":0}}}}"#
+        )
+    };
+    assert!(!failed("kong.log", &kong(204)));
+    assert!(failed("kong.log", &kong(401)));
+    assert!(!failed("envoy.log", &envoy(200, "DI")));
+}
+
+/// A 405 is routing (the method has no route), at the gateway or from a
+/// backend; a 404 that nothing else explains is routing too, as weak evidence.
+#[test]
+fn method_not_allowed_and_bare_not_found_are_routing() {
+    let apache = |status: u16| {
+        format!(
+            r#"10.1.2.3 - - [24/Nov/2026:10:00:00 +0000] "DELETE /v1/orders HTTP/1.1" {status} 225 "-" "curl/8.5.0" 512 Z0Mw1cCoAAEAAAkyZqYAAAAA "-""#
+        )
+    };
+    for status in [404, 405] {
+        let (label, rule) = verdict_of("apache.log", &apache(status));
+        assert_eq!(label, "routing", "{status} by {rule}");
+    }
+    // An upstream that answered 405 (the gateway forwarded it): still routing.
+    let (label, rule) = verdict_of(
+        "access.log",
+        r#"10.1.2.3 - - [24/Nov/2026:10:00:00 +0000] "PATCH /v1/orders/7 HTTP/1.1" 405 31 "-" "curl/8" rid=0a1b2d rt=0.004 us="405" ua="10.0.0.7:8080""#,
+    );
+    assert_eq!(
+        (label.as_str(), rule.as_str()),
+        ("routing", "status-routing")
+    );
+}
+
+/// HAProxy with no backend selected (no `use_backend` matched, no
+/// `default_backend`) logs its frontend as the backend with `<NOSRV>`:
+/// routing. A chosen backend with `<NOSRV>` (all its servers down): upstream.
+#[test]
+fn haproxy_nosrv_on_the_frontend_is_routing_on_a_backend_upstream() {
+    let line = |backend: &str| {
+        format!(
+            r#"Nov 24 10:00:00 lb1 haproxy[812]: 10.1.2.3:50123 [24/Nov/2026:10:00:00.000] fe_api {backend}/<NOSRV> 0/-1/-1/-1/0 503 217 - - SC-- 1/1/0/0/0 0/0 {{}} {{}} "GET /v3/nothing HTTP/1.1""#
+        )
+    };
+    let (label, rule) = verdict_of("haproxy.log", &line("fe_api"));
+    assert_eq!(
+        (label.as_str(), rule.as_str()),
+        ("routing", "gateway-haproxy-no-backend")
+    );
+    let (label, _) = verdict_of("haproxy.log", &line("be_inventory"));
+    assert_eq!(label, "upstream");
+}

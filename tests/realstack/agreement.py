@@ -115,6 +115,22 @@ def main():
         if bad:
             total = sum(per_scenario[sc].values())
             print(f"  {sc} ({total}): " + ", ".join(f"{w}->{g}: {c}" for (w, g), c in sorted(bad.items())))
+    if truth and "attempt" in truth[0]:
+        # --retry-in-trace: the attempt number and the request it retries.
+        ok = bad = 0
+        misses = []
+        for t in truth:
+            v = by_id.get(norm(t["request_id"])) or {}
+            got = (str(v.get("attempt") or ""), norm(v.get("retry_of") or ""))
+            want = (t["attempt"], norm(t["retry_of"]))
+            if got == want:
+                ok += 1
+            else:
+                bad += 1
+                misses.append(f'{t["request_id"]} {t["scenario"]}: attempt/retry_of expected {want}, got {got}')
+        print(f"attempt/retry_of agreement: {ok}/{len(truth)} "
+              f"({sum(1 for t in truth if t['attempt'])} rows are attempts of a retried operation)")
+        wrong += misses
     for w in wrong if args.verbose else wrong[:10]:
         print("  " + w)
 

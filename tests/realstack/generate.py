@@ -5,6 +5,16 @@ failure mode configured for real, a seeded mix of requests, and the cause we
 injected for each request written to a truth file that tracejoin never reads.
 
 usage: generate.py OUT_DIR TRUTH_CSV [--seed N] [--requests N] [--fixtures DIR]
+                   [--gateway nginx|haproxy|apache|caddy] [--profile NAME] [--retry-in-trace]
+
+--profile picks how the gateway is configured (default: the formats below);
+the profiles, each as its vendor documents it, are described with example
+lines in PROFILES.md: nginx `ingress` (ingress-nginx upstreaminfo + error.log),
+haproxy `capture` (stock httplog, id in the capture block), apache `unique_id`
+(mod_unique_id + error.log), caddy `uuid` (JSON log, {http.request.uuid}).
+--retry-in-trace: some clients keep one trace id over several requests (a retried
+call, a batch job); the truth then has three more columns at the end:
+trace_id, attempt, retry_of (columns 0-5 are unchanged).
 
 OUT_DIR receives what an on-call engineer would export:
   gateway/access.log      nginx, combined + key=value fields
@@ -352,6 +362,7 @@ http {{
   uwsgi_temp_path {prefix}/tmp/uwsgi;
   scgi_temp_path {prefix}/tmp/scgi;
   log_subrequest on;
+  uninitialized_variable_warn off;
   limit_req_status 503;
   log_format upstreaminfo '$remote_addr - $remote_user [$time_local] "$request" '
     '$status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time '
@@ -674,7 +685,7 @@ def trace_groups(jobs, rng, pool, gateway, requests):
     """--retry-in-trace: turns some incident-phase requests into a retried
     operation or a batch job, each under one trace id."""
     names = {s[0] for s in pool}
-    retryable = [n for n in ("upstream_down", "upstream_flaky", "upstream_dependency", "quota_gateway_429")
+    retryable = [n for n in ("upstream_down", "upstream_flaky", "upstream_flaky", "upstream_dependency", "quota_gateway_429")
                  if n in names or n == "upstream_flaky"]
     by_name = {s[0]: s for s in SCENARIOS}
     out = []

@@ -175,6 +175,42 @@ fn ends_with_header(key: &str, suffix: &str) -> bool {
         .all(|(&a, &b)| norm(a) == norm(b))
 }
 
+/// Whether a token looks like a request id a gateway generated: a UUID, 16
+/// or more hex digits (nginx `$request_id` is 32), or an opaque base64-ish
+/// token of 20 to 40 characters with letters and digits (Apache
+/// mod_unique_id: 24 characters in 2.4 up to 2.4.x, 27 from `[A-Za-z0-9_-]`
+/// as a real 2.4.71 writes them). Words, numbers, dates, addresses and
+/// versions are not.
+pub fn id_shaped(t: &str) -> bool {
+    let n = t.len();
+    if !(16..=64).contains(&n) {
+        return false;
+    }
+    let b = t.as_bytes();
+    let uuid = n == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    if uuid || b.iter().all(u8::is_ascii_hexdigit) {
+        // All digits is a number (a timestamp in ns), not an id.
+        return uuid || b.iter().any(u8::is_ascii_alphabetic);
+    }
+    let token = (20..=40).contains(&n)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'@'));
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
+    token && digits >= 2 && letters >= 4
+}
+
+/// The first id-shaped token in a text of several values (`{id|agent}`,
+/// space- or comma-separated).
+pub fn find_id(text: &str) -> Option<&str> {
+    text.split(['|', ' ', ',', '{', '}', '"'])
+        .find(|t| id_shaped(t))
+}
+
 /// The keys an event contributes to the graph.
 pub fn keys(ev: &Event) -> Vec<String> {
     let mut k = Vec::with_capacity(4);
@@ -204,6 +240,32 @@ pub fn keys(ev: &Event) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn id_shaped_tokens_are_what_gateways_generate() {
+        use super::id_shaped;
+        for id in [
+            "0af7651916cd43dd8448eb211c80319c",     // nginx $request_id
+            "40799cfc-2808-42c5-ad20-72004541f82a", // Caddy {http.request.uuid}
+            "aw19GQECehuuS95KQ0IzSwAAAIs",          // Apache 2.4.71 UNIQUE_ID (real run)
+            "Z0Mw1cCoAAEAAAkyZqYAAAAA",             // mod_unique_id, 24 characters
+            "795b929e9a9a80fdea7b5bf55eb561a4",     // a client's X-Request-ID
+        ] {
+            assert!(id_shaped(id), "{id}");
+        }
+        for not in [
+            "realstack-client/1.0",
+            "Mozilla/5.0",
+            "2179",
+            "1795640979.327",
+            "127.0.0.1:46223",
+            "2026-11-30T13:41:44Z",
+            "application_json_response",
+            "1234567890123456789012",
+        ] {
+            assert!(!id_shaped(not), "{not}");
+        }
+    }
+
     use super::*;
 
     #[test]

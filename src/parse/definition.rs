@@ -63,6 +63,11 @@ pub struct Definition {
     /// Event field -> where its value comes from.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldSpec>,
+    /// Keys whose values may hold a request id among other text (HAProxy's
+    /// captured-header blocks `{id|agent}`): when no request id was mapped, the
+    /// first id-shaped token found there becomes it.
+    #[serde(default)]
+    pub ids_in: Vec<String>,
     /// The timestamp marks the end of the request (nginx `$time_local` is the
     /// log write time): the event time is moved back by `duration_ms`.
     #[serde(default)]

@@ -113,7 +113,12 @@ pub struct FieldMap {
     rules: Vec<Rule>,
     by_key: FxHashMap<String, Slot>,
     ts_is_end: bool,
+    /// Attributes that may hold a request id among other text.
+    ids_in: Vec<String>,
 }
+
+/// The attribute that keeps words a text format left after its last field.
+pub const TAIL_ATTR: &str = "tail";
 
 /// The values offered for one record, best alternative per rule.
 pub struct Fill<'a> {
@@ -195,10 +200,13 @@ impl FieldMap {
                 });
             }
         }
+        let mut ids_in = def.ids_in.clone();
+        ids_in.push(TAIL_ATTR.to_string());
         Ok(FieldMap {
             rules,
             by_key,
             ts_is_end: def.ts_is_end,
+            ids_in,
         })
     }
 
@@ -275,6 +283,17 @@ impl FieldMap {
                     (field.clear)(ev);
                     ev.attributes.push((Text::from(field.name), v));
                 }
+            }
+        }
+        if ev.request_id.is_none() {
+            // A request id among other text: a captured-header block, words
+            // left after the format's last field (Apache `%{UNIQUE_ID}e`).
+            let found = self
+                .ids_in
+                .iter()
+                .find_map(|k| ev.attr(k).and_then(ids::find_id));
+            if let Some(id) = found {
+                ev.request_id = Some(Text::from(id));
             }
         }
         if ev.trace_id.is_none() {

@@ -1,12 +1,21 @@
 //! logfmt: `key=value` pairs separated by spaces, values with spaces in double
 //! quotes with `\"` escapes. No maintained crate handles the escapes and bare
 //! words the way Go's and Heroku's writers emit them, so this is a small
-//! tokenizer; words without `=` are skipped.
+//! tokenizer; words without `=` are returned apart (`split`).
 
 use std::borrow::Cow;
 
-pub fn pairs(line: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+/// `key=value` pairs, borrowed from the line where no escape was undone.
+pub type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+pub fn pairs(line: &str) -> Pairs<'_> {
+    split(line).0
+}
+
+/// The pairs, and the bare words (no `=`) between them.
+pub fn split(line: &str) -> (Pairs<'_>, Vec<&str>) {
     let mut out = Vec::new();
+    let mut bare = Vec::new();
     let b = line.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -18,7 +27,10 @@ pub fn pairs(line: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
             i += 1;
         }
         if i >= b.len() || b[i] == b' ' {
-            continue; // bare word
+            if i > key_start {
+                bare.push(&line[key_start..i]);
+            }
+            continue;
         }
         let key = &line[key_start..i];
         i += 1; // '='
@@ -53,7 +65,7 @@ pub fn pairs(line: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
             }
         }
     }
-    out
+    (out, bare)
 }
 
 fn unescape(s: &str) -> String {

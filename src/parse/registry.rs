@@ -1,5 +1,5 @@
 use super::definition::{Definition, Kind};
-use super::fields::{FieldMap, Fill, Slot};
+use super::fields::{FieldMap, Fill, Slot, TAIL_ATTR};
 use super::format_string::{self, Dialect, Tokenizer};
 use super::{json, logfmt, otlp};
 use crate::event::{Event, Origin, Source, Text};
@@ -256,8 +256,14 @@ impl Format {
                     }
                 };
                 if let Some(t) = tail_at {
-                    for (k, v) in logfmt::pairs(t) {
+                    let (pairs, bare) = logfmt::split(t);
+                    for (k, v) in pairs {
                         self.fields.offer_key(&mut fill, &k, v, &mut ev);
+                    }
+                    // Words the format does not name are kept, never dropped
+                    // in silence; the file report counts the lines with them.
+                    if !bare.is_empty() {
+                        ev.attributes.push((Text::from(TAIL_ATTR), bare.join(" ")));
                     }
                 }
                 self.fields.finish(fill, &mut ev)?;

@@ -32,6 +32,11 @@ pub struct FileReport {
     pub events: u64,
     pub error_count: u64,
     pub errors: Vec<LineError>,
+    /// Lines whose format left words after its last field (kept as the
+    /// attribute `tail`; an id-shaped one is the request id).
+    pub leftover: u64,
+    /// Of those, lines whose request id was found among the words.
+    pub leftover_ids: u64,
 }
 
 impl FileReport {
@@ -317,6 +322,14 @@ impl InputStream {
     /// Takes a parsed chunk's errors and counts into the report.
     pub fn absorb(&mut self, parsed: &mut Parsed) {
         self.report.events += parsed.events.len() as u64;
+        for e in &parsed.events {
+            if let Some(tail) = e.attr(super::fields::TAIL_ATTR) {
+                self.report.leftover += 1;
+                if e.request_id.as_deref().is_some_and(|id| tail.contains(id)) {
+                    self.report.leftover_ids += 1;
+                }
+            }
+        }
         for e in parsed.errors.drain(..) {
             self.report.error(e.line, e.reason);
         }

@@ -264,6 +264,15 @@ impl Summary {
                 f.error_count
             );
         }
+        for f in info.files.iter().filter(|f| f.leftover > 0) {
+            let _ = writeln!(
+                o,
+                "  {}: {} lines have words after the format's last field (kept as `tail`; {} gave the request id); paste the gateway's format with --log-format to read them as fields",
+                terminal(&f.name),
+                f.leftover,
+                f.leftover_ids
+            );
+        }
         let bad: Vec<_> = info.files.iter().filter(|f| f.error_count > 0).collect();
         if !bad.is_empty() {
             let lines: u64 = bad.iter().map(|f| f.error_count).sum();

@@ -212,6 +212,9 @@ pub fn run_with(
         })
         .collect();
     files.extend(streams.into_iter().map(|s| s.report));
+    for f in &mut files {
+        f.context += corr.context.get(&f.name).copied().unwrap_or(0);
+    }
     Ok(RunInfo {
         files,
         window: corr.stats,

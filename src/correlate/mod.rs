@@ -5,6 +5,7 @@
 //! Knows no formats, rules or I/O: events in, request timelines out.
 
 mod attempts;
+mod errorlog;
 mod infer;
 mod skew;
 mod window;

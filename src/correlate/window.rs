@@ -6,6 +6,7 @@
 //! Keys are the same as in the batch graph ([`super::keys`]); a new event that
 //! shares keys with several open requests merges them.
 
+use super::errorlog::{self, LogMatch};
 use super::infer::{self, Inference};
 use super::Flag;
 use crate::event::ids;
@@ -46,6 +47,12 @@ struct GatewayLine {
     end: i64,
     /// The caller's span (from `traceparent`): the entry span of this attempt is its child.
     parent_span: Option<String>,
+    /// The client address without its port, for joining error-log lines.
+    client: Option<crate::event::Text>,
+    /// The upstream addresses tried (`host:port`, as logged).
+    upstream: Option<crate::event::Text>,
+    /// The gateway answered with a failure.
+    failed: bool,
 }
 
 impl GatewayLine {
@@ -59,18 +66,24 @@ impl GatewayLine {
             start,
             end,
             parent_span: ev.parent_span_id.as_deref().and_then(ids::normalize),
+            client: ev.client_ip.as_deref().map(errorlog::client_key),
+            upstream: ev.upstream_addr.clone(),
+            failed: ev.status.is_some_and(|s| s >= 400) || ev.gateway_error.is_some(),
         }
     }
 
     /// The same gateway request seen twice: at two hops (two gateways, two
     /// files) with a shared request id, or with the same method and path at
-    /// overlapping times. Two lines of one file are always two requests.
+    /// overlapping times; in one file, a subrequest logged beside its request
+    /// (nginx `log_subrequest on`: an `auth_request` line with the same id,
+    /// inside the request's time). Two lines of one file that share an id but
+    /// not their time are two requests (a client reusing its id).
     fn same_request(&self, other: &GatewayLine) -> bool {
-        if self.file.is_some() && self.file == other.file {
-            return false;
-        }
         let shared_id = self.ids.iter().any(|i| other.ids.contains(i));
         let overlap = self.start <= other.end && other.start <= self.end;
+        if self.file.is_some() && self.file == other.file {
+            return shared_id && overlap;
+        }
         shared_id || (overlap && self.method == other.method && self.path == other.path)
     }
 }
@@ -208,6 +221,10 @@ pub struct WindowStats {
     pub shared_traces: u64,
     /// Gateway lines whose request id another line of the same file already had.
     pub reused_ids: u64,
+    /// Gateway error-log lines joined to their request (always inferred).
+    pub log_joins: u64,
+    /// Gateway error-log lines that joined no request: context.
+    pub context: u64,
 }
 
 /// Emitted requests kept (live mode) so that a late event can reopen them.
@@ -277,6 +294,14 @@ pub struct Correlator {
     /// Events held in open requests.
     buffered: usize,
     pub stats: WindowStats,
+    /// Open requests with a gateway line, by that line's client address:
+    /// where a gateway's error-log lines look for their request.
+    by_client: FxHashMap<crate::event::Text, Vec<(u32, u64)>>,
+    /// Error-log lines that came before their access line, oldest first.
+    pending_logs: std::collections::VecDeque<(i64, Event)>,
+    /// Gateway error-log lines that joined no request (start-up, reloads,
+    /// worker exits, or a request line never logged), by file.
+    pub context: FxHashMap<std::sync::Arc<str>, u64>,
 }
 
 fn key_hash(k: &str) -> u64 {
@@ -302,6 +327,9 @@ impl Correlator {
             retained: Retained::default(),
             buffered: 0,
             stats: WindowStats::default(),
+            by_client: FxHashMap::default(),
+            pending_logs: std::collections::VecDeque::new(),
+            context: FxHashMap::default(),
         }
     }
 
@@ -354,6 +382,10 @@ impl Correlator {
         } else {
             end.fold(start, i64::max)
         };
+        if ks.is_empty() && ev.source() == Source::GatewayLog {
+            self.push_gateway_log(ev, t);
+            return;
+        }
         if ks.is_empty() && ev.source() != Source::Gateway {
             self.stats.unjoined += 1;
             return;
@@ -486,7 +518,9 @@ impl Correlator {
                 .filter(|(s, _)| {
                     self.slots[*s as usize].as_ref().is_some_and(|o| {
                         o.gateway.iter().any(|g| {
-                            g.file == line.file && g.ids.iter().any(|i| line.ids.contains(i))
+                            g.file == line.file
+                                && g.ids.iter().any(|i| line.ids.contains(i))
+                                && !g.same_request(&line)
                         })
                     })
                 })
@@ -500,8 +534,23 @@ impl Correlator {
                     }
                 }
             }
+            if let Some(c) = &line.client {
+                let generation = self.slots[slot as usize]
+                    .as_ref()
+                    .map_or(0, |o| o.generation);
+                let list = self.by_client.entry(c.clone()).or_default();
+                if list.len() >= 64 {
+                    let slots = &self.slots;
+                    list.retain(|&(s, g)| Self::is_open(slots, s, g));
+                }
+                list.push((slot, generation));
+            }
+            let waiting = line.client.is_some() && !self.pending_logs.is_empty();
             let target = self.slots[slot as usize].as_mut().expect("open slot");
             target.gateway.push(line);
+            if waiting {
+                self.retry_pending_logs();
+            }
         }
         for k in ks {
             self.hold(k, slot);
@@ -510,6 +559,93 @@ impl Correlator {
         target.last = target.last.max(t);
         target.events.push(ev);
         self.buffered += 1;
+    }
+
+    /// An error-log line with no id: joined to the open request whose gateway
+    /// line it fits (client, request line, upstream, time), or held until that
+    /// line comes, or counted as context.
+    fn push_gateway_log(&mut self, ev: Event, t: i64) {
+        if ev.client_ip.is_none() {
+            self.count_context(&ev);
+            return;
+        }
+        match self.best_line_for(&ev) {
+            Some(m) => self.attach_log(ev, m, t),
+            None => self.pending_logs.push_back((t, ev)),
+        }
+    }
+
+    fn count_context(&mut self, ev: &Event) {
+        self.stats.context += 1;
+        if let Some(o) = &ev.origin {
+            *self.context.entry(o.file.clone()).or_default() += 1;
+        }
+    }
+
+    /// The open request whose gateway line this error-log line belongs to.
+    fn best_line_for(&self, ev: &Event) -> Option<LogMatch> {
+        let client = errorlog::client_key(ev.client_ip.as_deref()?);
+        let candidates = self.by_client.get(&client)?;
+        let mut scored = Vec::new();
+        for &(s, g) in candidates {
+            if !Self::is_open(&self.slots, s, g) {
+                continue;
+            }
+            let open = self.slots[s as usize].as_ref().expect("open slot");
+            let conns: Vec<String> = open
+                .events
+                .iter()
+                .filter(|e| e.source() == Source::GatewayLog)
+                .filter_map(errorlog::connection)
+                .collect();
+            for line in &open.gateway {
+                let view = errorlog::Line {
+                    client: line.client.as_deref(),
+                    method: line.method.as_deref(),
+                    path: line.path.as_deref(),
+                    upstream: line.upstream.as_deref(),
+                    start: line.start,
+                    end: line.end,
+                    failed: line.failed,
+                    conns: conns.clone(),
+                };
+                if let Some(score) = errorlog::score(ev, &view) {
+                    scored.push((s, score));
+                }
+            }
+        }
+        errorlog::best(scored)
+    }
+
+    fn attach_log(&mut self, mut ev: Event, m: LogMatch, t: i64) {
+        self.stats.log_joins += 1;
+        ev.attributes
+            .push((crate::event::Text::from("joined_by"), m.fields.to_string()));
+        let o = self.slots[m.slot as usize].as_mut().expect("open slot");
+        o.inferred = Some(o.inferred.map_or(m.confidence, |c| c.min(m.confidence)));
+        o.last = o.last.max(t);
+        o.events.push(ev);
+        self.buffered += 1;
+    }
+
+    /// Joins the waiting error-log lines that now have their request.
+    fn retry_pending_logs(&mut self) {
+        let waiting = std::mem::take(&mut self.pending_logs);
+        for (t, ev) in waiting {
+            match self.best_line_for(&ev) {
+                Some(m) => self.attach_log(ev, m, t),
+                None => self.pending_logs.push_back((t, ev)),
+            }
+        }
+    }
+
+    /// Error-log lines whose time to find a request is over become context.
+    fn expire_pending_logs(&mut self, limit: i64) {
+        while self.pending_logs.front().is_some_and(|(t, _)| *t < limit) {
+            if let Some((_, ev)) = self.pending_logs.pop_front() {
+                self.count_context(&ev);
+            }
+        }
     }
 
     /// Registers `slot` as a holder of `key`, and the key with the slot.
@@ -674,6 +810,7 @@ impl Correlator {
     /// sorts and summarises them) runs on the caller's worker threads.
     pub fn close_idle(&mut self, watermark: i64, out: &mut Vec<Closed>) {
         let limit = watermark.saturating_sub(self.idle_ns);
+        self.expire_pending_logs(limit);
         let before = out.len();
         while let Some(&Reverse((t, s))) = self.queue.peek() {
             if t >= limit {
@@ -729,6 +866,7 @@ impl Correlator {
     /// Closes everything (end of input).
     pub fn close_all(&mut self, out: &mut Vec<Closed>) {
         self.close_idle(i64::MAX, out);
+        self.expire_pending_logs(i64::MAX);
         for s in 0..self.slots.len() as u32 {
             if self.slots[s as usize].is_some() {
                 out.push(self.close(s, None));

@@ -70,6 +70,9 @@ text_enum! {
     /// Which kind of system wrote the event.
     pub enum Source {
         Gateway = "gateway",
+        /// A gateway's own error or diagnostic log (nginx `error.log`, Apache's
+        /// error log): no request id; joined by client, request line and time.
+        GatewayLog = "gateway_log",
         Backend = "backend",
         Span = "span",
         OtelLog = "otel_log",
@@ -139,6 +142,10 @@ impl Level {
         };
         Some(match s {
             "trace" | "trc" | "finest" | "finer" | "verbose" | "vrb" | "t" | "v" => Level::Trace,
+            // Apache httpd's trace1..trace8.
+            t if t.len() == 6 && t.starts_with("trace") && t.as_bytes()[5].is_ascii_digit() => {
+                Level::Trace
+            }
             "debug" | "dbg" | "fine" | "config" | "d" => Level::Debug,
             "info" | "inf" | "information" | "informational" | "notice" | "i" | "n" => Level::Info,
             "warn" | "warning" | "wrn" | "w" => Level::Warn,

@@ -51,6 +51,11 @@ pub struct Definition {
     /// Python tracebacks) when they do not parse on their own: they are
     /// folded into its message instead of being errors.
     pub continuation: Option<String>,
+    /// Regexes for lines the gateway writes into the same log that are not
+    /// requests (HAProxy's `Server be/s1 is DOWN`): counted as context, never
+    /// input errors.
+    #[serde(default)]
+    pub context: Vec<String>,
     /// A regex for what precedes the format on each line (a syslog header);
     /// its named groups are fields like any other.
     pub line_prefix: Option<String>,

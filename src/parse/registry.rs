@@ -44,6 +44,7 @@ pub struct Format {
     fields: FieldMap,
     require: Vec<Vec<String>>,
     continuation: Option<Regex>,
+    context: Vec<Regex>,
 }
 
 impl std::fmt::Debug for Format {
@@ -167,8 +168,15 @@ impl Format {
             .map(Regex::new)
             .transpose()
             .context("continuation")?;
+        let context = def
+            .context
+            .iter()
+            .map(|c| Regex::new(c))
+            .collect::<Result<Vec<_>, _>>()
+            .context("context")?;
         let format = Format {
             continuation,
+            context,
             name: Arc::from(def.name.as_str()),
             event_name: Text::from(def.name.as_str()),
             source,
@@ -180,6 +188,12 @@ impl Format {
         };
         format.check_samples()?;
         Ok(format)
+    }
+
+    /// Whether a line that is no event is one the gateway writes beside its
+    /// requests (a definition's `context` patterns).
+    pub fn is_context(&self, line: &str) -> bool {
+        self.context.iter().any(|r| r.is_match(line))
     }
 
     pub fn continuation(&self) -> Option<&Regex> {

@@ -37,6 +37,9 @@ pub struct FileReport {
     pub leftover: u64,
     /// Of those, lines whose request id was found among the words.
     pub leftover_ids: u64,
+    /// Lines that are no request: the gateway's own messages in its access
+    /// log, and error-log lines that joined no request (start-up, reloads).
+    pub context: u64,
 }
 
 impl FileReport {
@@ -67,6 +70,8 @@ pub struct Parsed {
     /// `keys[i]` are the correlation keys of `events[i]`.
     pub keys: Vec<Vec<String>>,
     pub errors: Vec<LineError>,
+    /// Lines the gateway writes beside its requests (not events, not errors).
+    pub context: u64,
 }
 
 impl Chunk {
@@ -91,6 +96,7 @@ impl Chunk {
 pub fn parse_chunk(chunk: &Chunk) -> Parsed {
     let mut events = Vec::with_capacity(chunk.lines.len());
     let mut errors = Vec::new();
+    let mut context = 0;
     for &(n, a, b) in &chunk.lines {
         let bytes = &chunk.data[a as usize..b as usize];
         // Valid UTF-8 is the rule; only broken lines pay for the lossy copy.
@@ -111,7 +117,11 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
                     true
                 });
             if !folded {
-                errors.push(LineError { line: n, reason: e });
+                if chunk.format.is_context(&text) {
+                    context += 1;
+                } else {
+                    errors.push(LineError { line: n, reason: e });
+                }
             }
         }
     }
@@ -120,6 +130,7 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
         events,
         keys,
         errors,
+        context,
     }
 }
 
@@ -322,6 +333,7 @@ impl InputStream {
     /// Takes a parsed chunk's errors and counts into the report.
     pub fn absorb(&mut self, parsed: &mut Parsed) {
         self.report.events += parsed.events.len() as u64;
+        self.report.context += parsed.context;
         for e in &parsed.events {
             if let Some(tail) = e.attr(super::fields::TAIL_ATTR) {
                 self.report.leftover += 1;

@@ -203,6 +203,13 @@ impl Summary {
                 info.window.reused_ids
             );
         }
+        if info.window.log_joins > 0 {
+            let _ = writeln!(
+                o,
+                "  gateway error logs: {} lines joined to their request by client, request line, upstream and time (marked inferred)",
+                info.window.log_joins
+            );
+        }
         if info.window.inferred > 0 {
             let _ = writeln!(
                 o,
@@ -257,11 +264,19 @@ impl Summary {
         for f in &info.files {
             let _ = writeln!(
                 o,
-                "  {:<48} {:<22} {:>8} events  {:>6} errors",
+                "  {:<48} {:<22} {:>8} events  {:>6} errors{}",
                 terminal(&f.name),
                 f.format.as_deref().unwrap_or("(none)"),
                 f.events,
-                f.error_count
+                f.error_count,
+                if f.context > 0 {
+                    format!(
+                        "  {:>6} context (the gateway's own lines, no request)",
+                        f.context
+                    )
+                } else {
+                    String::new()
+                }
             );
         }
         for f in info.files.iter().filter(|f| f.leftover > 0) {

@@ -408,7 +408,8 @@ impl Engine {
         matched.sort_by_key(|&i| match req.events[i].source() {
             Source::Backend | Source::OtelLog => 0,
             Source::Span => 1,
-            Source::Gateway => 2,
+            Source::GatewayLog => 2,
+            Source::Gateway => 3,
         });
         let first = &req.events[matched[0]];
         let explanation = fill_template(&rule.def.explain, req, first);
@@ -525,7 +526,7 @@ pub fn evidence_of(e: &Event, note: Option<String>) -> Evidence {
         }
         _ => format!(
             "{} {}: {}",
-            e.service.as_deref().unwrap_or("?"),
+            e.service.as_deref().unwrap_or(&e.format),
             e.level.map(|l| l.as_str()).unwrap_or("-"),
             e.message.as_deref().unwrap_or("")
         ),

@@ -72,6 +72,7 @@ enum Source {
     Gateway,
     Backend,
     Span,
+    GatewayLog,
     OtelLog,
 }
 

@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod contract;
+mod gateway_logs;
 mod indicators;
 mod infer;
 mod layers;

@@ -13,6 +13,11 @@ struct Truth {
     request_id: String,
     scenario: String,
     label: String,
+    /// The status the client got.
+    status: u16,
+    /// With `--retry-in-trace`: the attempt number and the attempt it retries.
+    attempt: Option<u32>,
+    retry_of: Option<String>,
 }
 
 fn read_truth(path: &Path) -> Vec<Truth> {
@@ -21,17 +26,44 @@ fn read_truth(path: &Path) -> Vec<Truth> {
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
+            let opt = |i: usize| f.get(i).filter(|v| !v.is_empty()).map(|v| v.to_string());
             Truth {
                 request_id: f[0].to_string(),
                 scenario: f[1].to_string(),
                 label: f[2].to_string(),
+                status: f[5].parse().unwrap_or(0),
+                attempt: opt(7).and_then(|a| a.parse().ok()),
+                retry_of: opt(8),
             }
         })
         .collect()
 }
 
-/// Compares verdicts with the truth; prints the confusion matrix; returns the agreement.
-fn agreement(a: &Analysis, truth: &[Truth]) -> f64 {
+/// What a table from status code to label would say: the baseline every
+/// truth test scores beside tracejoin, on the same run.
+fn status_only(status: u16) -> &'static str {
+    match status {
+        401 | 403 | 407 => "auth",
+        404 | 405 => "routing",
+        429 => "quota",
+        400 | 413 | 414 | 415 | 422 => "transform",
+        500..=599 => "upstream",
+        _ => "none",
+    }
+}
+
+/// Agreement of tracejoin and of the status-only baseline with the truth, on
+/// every request and on the failed ones.
+struct Score {
+    tracejoin: f64,
+    baseline: f64,
+    failed_tracejoin: f64,
+    failed_baseline: f64,
+}
+
+/// Compares verdicts with the truth; prints the confusion matrix and the
+/// status-only baseline; returns both agreements.
+fn agreement(a: &Analysis, truth: &[Truth]) -> Score {
     let by_id: HashMap<&str, _> = a
         .requests
         .iter()
@@ -93,7 +125,73 @@ fn agreement(a: &Analysis, truth: &[Truth]) -> f64 {
     for w in wrong.iter().take(20) {
         eprintln!("  {w}");
     }
-    agree as f64 / truth.len() as f64
+    let failed: Vec<&Truth> = truth.iter().filter(|t| t.label != "none").collect();
+    let base = |ts: &[&Truth]| {
+        ts.iter()
+            .filter(|t| status_only(t.status) == t.label)
+            .count()
+    };
+    let all: Vec<&Truth> = truth.iter().collect();
+    let failed_agree = failed
+        .iter()
+        .filter(|t| {
+            by_id
+                .get(t.request_id.as_str())
+                .and_then(|l| l.verdict.as_ref())
+                .map(|v| v.label.as_str())
+                == Some(t.label.as_str())
+        })
+        .count();
+    let n = failed.len().max(1) as f64;
+    let score = Score {
+        tracejoin: agree as f64 / truth.len() as f64,
+        baseline: base(&all) as f64 / truth.len() as f64,
+        failed_tracejoin: failed_agree as f64 / n,
+        failed_baseline: base(&failed) as f64 / n,
+    };
+    eprintln!(
+        "agreement: tracejoin {:.1}%, status-only baseline {:.1}% of {} requests; on the {} failed: tracejoin {:.1}%, baseline {:.1}%",
+        score.tracejoin * 100.0,
+        score.baseline * 100.0,
+        truth.len(),
+        failed.len(),
+        score.failed_tracejoin * 100.0,
+        score.failed_baseline * 100.0
+    );
+    score
+}
+
+/// Where the status misleads (the baseline is wrong), tracejoin's verdict must
+/// rest on the event that carries the cause, not on the status: a gateway
+/// error-log line, a backend line or span, or the gateway's own indicator.
+fn assert_cause_is_cited(a: &Analysis, truth: &[Truth]) {
+    let by_id: HashMap<&str, _> = a
+        .requests
+        .iter()
+        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
+        .collect();
+    let mut checked = 0;
+    for t in truth
+        .iter()
+        .filter(|t| t.label != "none" && status_only(t.status) != t.label)
+    {
+        let Some(v) = by_id
+            .get(t.request_id.as_str())
+            .and_then(|l| l.verdict.as_ref())
+        else {
+            continue;
+        };
+        let cites_cause = v.evidence.iter().any(|e| {
+            e.source != "gateway" || e.detail.contains("indicator") || e.detail.contains("<NOSRV>")
+        }) || v.rule.starts_with("gateway-haproxy");
+        assert!(
+            cites_cause,
+            "{} {} ({}): the verdict {} rests on the status only: {:?}",
+            t.request_id, t.scenario, t.status, v.rule, v.evidence
+        );
+        checked += 1;
+    }
+    eprintln!("{checked} verdicts where the status misleads cite their cause");
 }
 
 /// Reads the raw files without tracejoin's parsers and checks that each
@@ -177,30 +275,85 @@ fn assert_joins_are_complete(a: &Analysis, dir: &Path, truth: &[Truth]) {
     assert!(checked > truth.len() / 2, "only {checked} events checked");
 }
 
-fn check_incident(dir: &Path, truth_path: &Path) {
+fn check_incident(dir: &Path, truth_path: &Path) -> Score {
     let truth = read_truth(truth_path);
     assert!(truth.len() >= 100, "truth has {} requests", truth.len());
     let a = analyze(&[dir]);
     assert_eq!(a.input_error_count(), 0, "{:?}", a.info.files);
-    let share = agreement(&a, &truth);
-    eprintln!(
-        "agreement: {:.2}% of {} requests",
-        share * 100.0,
-        truth.len()
+    let score = agreement(&a, &truth);
+    assert!(score.tracejoin >= 0.99, "agreement {}", score.tracejoin);
+    assert!(
+        score.tracejoin >= score.baseline,
+        "tracejoin {} below the status-only baseline {}",
+        score.tracejoin,
+        score.baseline
     );
-    assert!(share >= 0.99, "agreement {share}");
+    let requests_with_truth = a
+        .requests
+        .iter()
+        .filter(|l| {
+            l.request
+                .request_id
+                .as_deref()
+                .is_some_and(|id| truth.iter().any(|t| t.request_id == id))
+        })
+        .count();
     assert_eq!(
-        a.requests.len(),
+        requests_with_truth,
         truth.len(),
-        "one request per gateway line"
+        "one request per gateway request"
     );
     assert_joins_are_complete(&a, dir, &truth);
-    // Every failure label the incident injected is present.
-    for label in ["auth", "routing", "quota", "transform", "upstream"] {
+    assert_cause_is_cited(&a, &truth);
+    assert_attempts(&a, &truth);
+    // Every failure label the gateway can produce is injected.
+    let labels = ["auth", "routing", "transform", "upstream"];
+    for label in labels {
         assert!(
             truth.iter().any(|t| t.label == label),
             "{label} not injected"
         );
+    }
+    score
+}
+
+/// Retries inside one trace: each attempt is its own request, and a retry
+/// names its attempt number and the attempt it retries.
+fn assert_attempts(a: &Analysis, truth: &[Truth]) {
+    let by_id: HashMap<&str, _> = a
+        .requests
+        .iter()
+        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
+        .collect();
+    let retries: Vec<&Truth> = truth
+        .iter()
+        .filter(|t| t.attempt.is_some_and(|n| n > 1))
+        .collect();
+    let mut unseen = 0;
+    for t in &retries {
+        let r = &by_id[t.request_id.as_str()].request;
+        // A gateway that does not log the trace (HAProxy without a traceparent
+        // capture) in front of a dead upstream leaves both attempts without a
+        // trace id: nothing says they are one operation.
+        let previous = t.retry_of.as_deref().and_then(|p| by_id.get(p));
+        if r.trace_id.is_none() || previous.is_none_or(|p| p.request.trace_id.is_none()) {
+            unseen += 1;
+            continue;
+        }
+        assert_eq!(
+            (r.attempt, r.retry_of.as_deref()),
+            (t.attempt, t.retry_of.as_deref()),
+            "{} {}",
+            t.request_id,
+            t.scenario
+        );
+    }
+    if !retries.is_empty() {
+        eprintln!(
+            "{} retries inside a trace: attempt and retry_of as injected; {unseen} with no trace id in any log",
+            retries.len() - unseen
+        );
+        assert!(unseen * 2 < retries.len(), "most retries must be visible");
     }
 }
 
@@ -214,22 +367,117 @@ fn the_bundled_incident_is_labelled_as_injected() {
 }
 
 /// Runs the generator afresh (a real gateway, the real OTel SDK) with another
-/// seed. `scripts/test` installs them and sets TRACEJOIN_REALSTACK_PYTHON.
-fn fresh_incident(gateway: &str, seed: &str) {
-    let Some(python) = realstack_python() else {
-        return;
-    };
+/// seed and the given options. `scripts/test` installs them.
+fn fresh_run(seed: &str, options: &[&str]) -> Option<Score> {
+    let python = realstack_python()?;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("incident");
     let truth = dir.path().join("truth.csv");
     let status = std::process::Command::new(python)
         .arg(repo().join("tests/realstack/generate.py"))
         .args([out.to_str().unwrap(), truth.to_str().unwrap()])
-        .args(["--seed", seed, "--requests", "250", "--gateway", gateway])
+        .args(["--seed", seed, "--requests", "250"])
+        .args(options)
         .status()
         .expect("generator runs");
     assert!(status.success());
-    check_incident(&out, &truth);
+    Some(check_incident(&out, &truth))
+}
+
+fn fresh_incident(gateway: &str, seed: &str) {
+    fresh_run(seed, &["--gateway", gateway]);
+}
+
+/// A gateway configured as its users configure it, in an incident whose cause
+/// its status codes misstate: tracejoin is right, and at least 10 points above
+/// the status-only baseline on the failed requests.
+fn misleading_incident(seed: &str, options: &[&str]) {
+    if let Some(s) = fresh_run(seed, options) {
+        assert!(
+            s.failed_tracejoin >= s.failed_baseline + 0.10,
+            "on the failed requests tracejoin {:.3} is not 10 points above the baseline {:.3}",
+            s.failed_tracejoin,
+            s.failed_baseline
+        );
+    }
+}
+
+/// ingress-nginx's default `upstreaminfo` format (no `$limit_req_status`),
+/// `limit_req` left at its default 503, `error.log` beside the access log: a
+/// consumer over its rate limit gets 503s that only the error log explains.
+#[test]
+fn ingress_nginx_rate_limited_503s_are_quota_from_its_error_log() {
+    misleading_incident(
+        "21",
+        &[
+            "--gateway",
+            "nginx",
+            "--profile",
+            "ingress",
+            "--incident",
+            "quota_gateway_429,quota_gateway_503",
+        ],
+    );
+}
+
+/// HAProxy's default `httplog` with `capture request header X-Request-ID`: the
+/// id is in the capture block; a deploy that lost a `use_backend` answers 503
+/// from `fe/<NOSRV>`, which is routing.
+#[test]
+fn haproxy_with_a_capture_block_and_unmatched_paths() {
+    misleading_incident(
+        "22",
+        &[
+            "--gateway",
+            "haproxy",
+            "--profile",
+            "capture",
+            "--incident",
+            "routing_unmatched",
+        ],
+    );
+}
+
+/// Caddy with `header X-Request-Id {http.request.uuid}`: the id only in
+/// `resp_headers`; bodies over `request_body max_size` come back as 502 (the
+/// service got a cut body and said so).
+#[test]
+fn caddy_with_a_uuid_header_and_oversized_bodies() {
+    misleading_incident(
+        "23",
+        &[
+            "--gateway",
+            "caddy",
+            "--profile",
+            "uuid",
+            "--incident",
+            "transform_too_large",
+        ],
+    );
+}
+
+/// Apache with `%{UNIQUE_ID}e %D` after the combined fields and its error log
+/// beside the access log.
+#[test]
+fn apache_with_unique_id_after_combined_and_its_error_log() {
+    fresh_run("24", &["--gateway", "apache", "--profile", "unique_id"]);
+}
+
+/// Clients that keep one trace over several requests (a retry of a failed call,
+/// a batch job's calls): one request per gateway request, attempts numbered.
+#[test]
+fn retries_inside_one_trace_are_requests_of_their_own() {
+    fresh_run("25", &["--gateway", "nginx", "--retry-in-trace"]);
+    fresh_run(
+        "26",
+        &[
+            "--gateway",
+            "haproxy",
+            "--profile",
+            "capture",
+            "--retry-in-trace",
+        ],
+    );
 }
 
 #[test]

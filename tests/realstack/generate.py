@@ -796,6 +796,9 @@ def main():
     ap.add_argument("--profile", default="default",
                     help="gateway configuration: nginx default|ingress, haproxy default|capture, "
                          "apache default|unique_id, caddy uuid (see tests/realstack/PROFILES.md)")
+    ap.add_argument("--incident", default="",
+                    help="comma-separated scenarios that dominate the incident phase (weight x8): an "
+                         "incident is usually one cause, e.g. a consumer hitting a rate limit")
     ap.add_argument("--retry-in-trace", action="store_true",
                     help="some clients keep one trace id over several requests (retries, a batch job); "
                          "adds trace_id, attempt, retry_of to the truth")
@@ -852,7 +855,9 @@ def main():
             pool = HEALTHY if i < args.requests // 5 else SCENARIOS
             if args.gateway != "nginx":
                 pool = [s for s in pool if s[0] not in UNSUPPORTED[args.gateway]]
-            name, _, label = rng.choices(pool, weights=[s[1] for s in pool])[0]
+            boost = set(filter(None, args.incident.split(",")))
+            weights = [s[1] * (8 if s[0] in boost else 1) for s in pool]
+            name, _, label = rng.choices(pool, weights=weights)[0]
             method, path, headers, body = request_for(name, rng)
             if args.gateway == "haproxy":
                 headers = dict(headers, **{"X-Request-Id": "%032x" % rng.getrandbits(128)})

@@ -7,9 +7,11 @@
 
 mod input;
 mod lines;
+pub mod unwrap;
 
 pub use input::{expand_inputs, open_input, Input, InputKind};
 pub use lines::{LineReader, ReadLine};
+pub use unwrap::Wrapper;
 
 /// Lines longer than this are reported as errors and skipped (1 MiB).
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;

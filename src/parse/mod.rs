@@ -14,7 +14,10 @@ mod registry;
 mod stream;
 
 pub use registry::{Format, Registry};
-pub use stream::{detect, parse_chunk, Chunk, FileReport, InputStream, LineError, Parsed};
+pub use stream::{
+    detect, detect_wrapped, parse_chunk, Chunk, FileReport, InputStream, LineError, Parsed,
+    Wrapping,
+};
 
 /// Definitions compiled into the binary: `(file name, TOML text)`.
 pub mod embedded {

@@ -4,8 +4,9 @@
 //! stay exact.
 
 use super::registry::{Format, Registry};
-use crate::event::Event;
-use crate::ingest::{open_input, Input, LineReader, ReadLine};
+use crate::event::time::TimeFormat;
+use crate::event::{Event, Text};
+use crate::ingest::{open_input, unwrap, Input, LineReader, ReadLine, Wrapper};
 use std::io::BufRead;
 use std::sync::Arc;
 
@@ -40,6 +41,10 @@ pub struct FileReport {
     /// Lines that are no request: the gateway's own messages in its access
     /// log, and error-log lines that joined no request (start-up, reloads).
     pub context: u64,
+    /// The wrapper peeled off its lines (syslog, a container runtime's), if any.
+    pub wrapper: Option<&'static str>,
+    /// Other formats read for some wrapped lines (`nginx_error for nginx_error lines`).
+    pub also: Vec<String>,
 }
 
 impl FileReport {
@@ -57,6 +62,10 @@ impl FileReport {
 /// Complete lines of one input, ready to parse on any thread.
 pub struct Chunk {
     format: Arc<Format>,
+    /// Peeled off every line before the format reads it.
+    wrapper: Option<Wrapper>,
+    /// Formats of wrapped lines whose tag's lines are in another format.
+    by_tag: Arc<Vec<(String, Arc<Format>)>>,
     file: Arc<str>,
     data: Vec<u8>,
     /// (line number, start, end) in `data`.
@@ -76,7 +85,12 @@ pub struct Parsed {
 
 impl Chunk {
     /// A chunk of lines already read (followed files).
-    pub fn from_lines(format: Arc<Format>, file: Arc<str>, lines: Vec<(u64, String)>) -> Chunk {
+    pub fn from_lines(
+        format: Arc<Format>,
+        wrapping: &Wrapping,
+        file: Arc<str>,
+        lines: Vec<(u64, String)>,
+    ) -> Chunk {
         let mut data = Vec::with_capacity(lines.iter().map(|(_, l)| l.len()).sum());
         let mut spans = Vec::with_capacity(lines.len());
         for (n, text) in lines {
@@ -86,6 +100,8 @@ impl Chunk {
         }
         Chunk {
             format,
+            wrapper: wrapping.wrapper,
+            by_tag: wrapping.by_tag.clone(),
             file,
             data,
             lines: spans,
@@ -97,14 +113,41 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
     let mut events = Vec::with_capacity(chunk.lines.len());
     let mut errors = Vec::new();
     let mut context = 0;
+    // A CRI partial line (`P`) continues in the next: joined before parsing.
+    let mut partial = String::new();
     for &(n, a, b) in &chunk.lines {
         let bytes = &chunk.data[a as usize..b as usize];
         // Valid UTF-8 is the rule; only broken lines pay for the lossy copy.
-        let text = match std::str::from_utf8(bytes) {
+        let raw = match std::str::from_utf8(bytes) {
             Ok(t) => std::borrow::Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(bytes),
         };
-        if let Err(e) = chunk.format.parse(&text, &chunk.file, n, &mut events) {
+        let peeled = chunk.wrapper.and_then(|w| unwrap::peel(w, &raw));
+        let mut text = match &peeled {
+            Some(p) => std::borrow::Cow::Borrowed(p.line.as_ref()),
+            None => std::borrow::Cow::Borrowed(raw.as_ref()),
+        };
+        if peeled.as_ref().is_some_and(|p| p.partial) {
+            partial.push_str(&text);
+            continue;
+        }
+        if !partial.is_empty() {
+            partial.push_str(&text);
+            text = std::borrow::Cow::Owned(std::mem::take(&mut partial));
+        }
+        let before = events.len();
+        let format = peeled
+            .as_ref()
+            .and_then(|p| p.tag)
+            .and_then(|t| chunk.by_tag.iter().find(|(tag, _)| tag == t))
+            .map_or(&chunk.format, |(_, f)| f);
+        let result = format.parse(&text, &chunk.file, n, &mut events);
+        if let Some(p) = &peeled {
+            for ev in &mut events[before..] {
+                wrapped(ev, p);
+            }
+        }
+        if let Err(e) = result {
             // A continuation line (stack trace, traceback) belongs to the event before it.
             let folded = chunk
                 .format
@@ -134,11 +177,82 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
     }
 }
 
+/// What the wrapper said, kept on the event: its time when the inner line has
+/// none, its host or service, its stream.
+fn wrapped(ev: &mut Event, p: &unwrap::Peeled<'_>) {
+    if ev.ts.is_none() {
+        ev.ts = p.time.and_then(|t| TimeFormat::Iso.parse(t));
+    }
+    if let Some(h) = p.host {
+        ev.attributes
+            .push((Text::from("wrapper.host"), h.to_string()));
+    }
+    if let Some(s) = p.stream {
+        ev.attributes
+            .push((Text::from("wrapper.stream"), s.to_string()));
+    }
+}
+
+/// The wrapper of an input's lines, and the formats of tags whose lines are
+/// not in the input's main format.
+#[derive(Debug, Clone, Default)]
+pub struct Wrapping {
+    pub wrapper: Option<Wrapper>,
+    pub by_tag: Arc<Vec<(String, Arc<Format>)>>,
+}
+
+/// The format and wrapper of an input, from its first lines: the wrapper
+/// first, then the format of the lines inside it, then, for each tag (syslog
+/// program, compose service) whose lines that format does not read, theirs.
+pub fn detect_wrapped<'a>(
+    registry: &'a Registry,
+    lines: &[(u64, String)],
+    file: &Arc<str>,
+) -> (Option<&'a Arc<Format>>, Wrapping) {
+    let wrapper = unwrap::detect(lines.iter().map(|(_, l)| l.as_str()));
+    let Some(w) = wrapper else {
+        return (detect(registry, lines, file), Wrapping::default());
+    };
+    let mut inner: Vec<(u64, String, Option<String>)> = Vec::new();
+    for (n, l) in lines {
+        match unwrap::peel(w, l) {
+            Some(p) => inner.push((*n, p.line.into_owned(), p.tag.map(str::to_string))),
+            None => inner.push((*n, l.clone(), None)),
+        }
+    }
+    let all: Vec<(u64, String)> = inner.iter().map(|(n, l, _)| (*n, l.clone())).collect();
+    let main = detect(registry, &all, file);
+    let mut tags: Vec<&str> = inner.iter().filter_map(|(_, _, t)| t.as_deref()).collect();
+    tags.sort();
+    tags.dedup();
+    let mut by_tag = Vec::new();
+    if tags.len() > 1 {
+        for tag in tags {
+            let of_tag: Vec<(u64, String)> = inner
+                .iter()
+                .filter(|(_, _, t)| t.as_deref() == Some(tag))
+                .map(|(n, l, _)| (*n, l.clone()))
+                .collect();
+            if let Some(f) = detect(registry, &of_tag, file) {
+                if main.is_none_or(|m| !Arc::ptr_eq(m, f)) {
+                    by_tag.push((tag.to_string(), f.clone()));
+                }
+            }
+        }
+    }
+    let wrapping = Wrapping {
+        wrapper,
+        by_tag: Arc::new(by_tag),
+    };
+    (main, wrapping)
+}
+
 type Reader = LineReader<Box<dyn BufRead + Send>>;
 
 pub struct InputStream {
     pub report: FileReport,
     format: Option<Arc<Format>>,
+    wrapping: Wrapping,
     reader: Option<Reader>,
     /// Lines read for detection, parsed first.
     head: Vec<(u64, String)>,
@@ -169,6 +283,7 @@ impl InputStream {
                 ..Default::default()
             },
             format: None,
+            wrapping: Wrapping::default(),
             reader: None,
             head: Vec::new(),
             max_line,
@@ -199,7 +314,13 @@ impl InputStream {
             s.read_document(registry, forced);
             return s;
         }
-        let format = match forced.or_else(|| detect(registry, &s.head, &input.name)) {
+        let (detected, wrapping) = detect_wrapped(registry, &s.head, &input.name);
+        s.report.wrapper = wrapping.wrapper.map(Wrapper::name);
+        for (tag, f) in wrapping.by_tag.iter() {
+            s.report.also.push(format!("{} for `{tag}` lines", f.name));
+        }
+        s.wrapping = wrapping;
+        let format = match forced.or(detected) {
             Some(f) => f.clone(),
             None => {
                 s.report.error(
@@ -324,6 +445,8 @@ impl InputStream {
         self.bytes_read += data.len() as u64 + lines.len() as u64;
         Some(Chunk {
             format,
+            wrapper: self.wrapping.wrapper,
+            by_tag: self.wrapping.by_tag.clone(),
             file: self.report.name.clone(),
             data,
             lines,

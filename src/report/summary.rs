@@ -269,7 +269,12 @@ impl Summary {
                 f.format.as_deref().unwrap_or("(none)"),
                 f.events,
                 f.error_count,
-                if f.context > 0 {
+                if let Some(w) = f.wrapper {
+                    let also: String = f.also.iter().map(|a| format!(", {a}")).collect();
+                    format!("  (in {w}{also})")
+                } else {
+                    String::new()
+                } + &if f.context > 0 {
                     format!(
                         "  {:>6} context (the gateway's own lines, no request)",
                         f.context

@@ -5,7 +5,7 @@
 //! poll. Formats are detected as for `analyze`, on the file's first lines.
 
 use super::intake::{Counters, Intake};
-use crate::parse::{detect, parse_chunk, Chunk, Format, LineError, Registry};
+use crate::parse::{detect_wrapped, parse_chunk, Chunk, Format, LineError, Registry, Wrapping};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -45,6 +45,8 @@ struct Followed {
     /// Skipping the rest of an over-long line.
     skipping: bool,
     format: Option<Arc<Format>>,
+    /// The wrapper peeled off every line (syslog, a container runtime's), if any.
+    wrapping: Wrapping,
     /// Lines waiting for detection, or (with a continuation pattern) the
     /// trailing lines of an event that may still grow a stack trace.
     held: Vec<(u64, String)>,
@@ -119,6 +121,7 @@ fn open(path: &Path, at_end: bool) -> Option<Followed> {
         partial: Vec::new(),
         skipping: false,
         format: None,
+        wrapping: Wrapping::default(),
         held: Vec::new(),
         unknown: false,
         errors: 0,
@@ -248,7 +251,9 @@ fn flush(
         let enough = batch.len() >= DETECT_LINES || quiet;
         f.format = forced.or_else(|| {
             if enough {
-                detect(registry, &batch, &f.name).cloned()
+                let (format, wrapping) = detect_wrapped(registry, &batch, &f.name);
+                f.wrapping = wrapping;
+                format.cloned()
             } else {
                 None
             }
@@ -285,7 +290,7 @@ fn flush(
         return;
     }
     Counters::add(&intake.counters.lines, batch.len() as u64);
-    let chunk = Chunk::from_lines(format, f.name.clone(), batch);
+    let chunk = Chunk::from_lines(format, &f.wrapping, f.name.clone(), batch);
     let parsed = parse_chunk(&chunk);
     for LineError { line, reason } in &parsed.errors {
         f.errors += 1;

@@ -282,3 +282,69 @@ fn a_folder_of_access_and_error_logs_analyzes_cleanly() {
         assert!(row.contains(" 0 errors") && row.contains(context), "{row}");
     }
 }
+
+/// Access logs that reach a file through a wrapper — syslog (nginx's
+/// `access_log syslog:` datagrams as a real nginx sent them), a container
+/// runtime's CRI lines, Docker's json-file driver (a long line split in two),
+/// `docker compose logs` with two services — are read as the inner format,
+/// whatever wraps them; one syslog stream with nginx's access and error logs
+/// gives each tag its own format, and the error lines still join.
+#[test]
+fn wrapped_lines_are_peeled_and_read_as_their_inner_format() {
+    let cases: &[(&str, &str, &str, usize)] = &[
+        (
+            "nginx-syslog-rfc3164.log",
+            "nginx_combined_kv",
+            "syslog (RFC 3164), nginx_error for `nginx_error` lines",
+            22,
+        ),
+        // The same request twice: whole, then split by the runtime (CRI `P`
+        // then `F`; json-file pieces without the newline): one request.
+        (
+            "cri-wrapped-nginx.log",
+            "nginx_combined_kv",
+            "container runtime (CRI)",
+            1,
+        ),
+        (
+            "docker-json-file-wrapped-nginx.log",
+            "nginx_combined_kv",
+            "docker json-file",
+            1,
+        ),
+        (
+            "compose-logs-prefixed.log",
+            "caddy_json",
+            "docker compose logs, nginx_combined_kv for `gateway-nginx` lines",
+            3,
+        ),
+    ];
+    for (file, format, wrapper, requests) in cases {
+        let path = repo().join("tests/data/gateway-logs").join(file);
+        let out = tracejoin(&["analyze", path.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{file}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let text = stdout(&out);
+        let row = text.lines().find(|l| l.contains(file)).unwrap();
+        assert!(
+            row.contains(format) && row.contains(&format!("(in {wrapper})")),
+            "{row}"
+        );
+        assert!(row.contains(" 0 errors"), "{row}");
+        let vs = verdicts(&[file]);
+        assert_eq!(vs.len(), *requests, "{file}");
+        assert!(
+            vs.iter().all(|v| v["request_id"].is_string()),
+            "{file}: every request has its id"
+        );
+    }
+    // The error lines that came through the same syslog join their requests.
+    let vs = verdicts(&["nginx-syslog-rfc3164.log"]);
+    let slow = vs.iter().find(|v| v["path"] == "/api/slow/report").unwrap();
+    assert_eq!(slow["rule"], "gateway-log-upstream", "{slow}");
+}

@@ -6,7 +6,7 @@ use super::{EXIT_INPUT_ERRORS, EXIT_OK};
 use crate::analysis::Options;
 use crate::event::time::TimeFormat;
 use crate::labelled::RunInfo;
-use crate::parse::Registry;
+use crate::parse::{Format, Registry};
 use crate::query::TimeRange;
 use crate::rules::Engine;
 use anyhow::{anyhow, Context, Result};
@@ -25,6 +25,12 @@ pub struct Sources {
     /// Use format NAME for the input PATH instead of detecting it (repeatable).
     #[arg(long = "format", value_name = "PATH=NAME")]
     pub formats: Vec<String>,
+    /// A gateway's own format string, pasted from its configuration
+    /// (repeatable): `nginx:$remote_addr - ...`, `apache:%h %l %u %t "%r" ...`,
+    /// `haproxy:...`, `envoy:...`; `PATH=DIALECT:FORMAT` for one input only,
+    /// otherwise detection prefers it.
+    #[arg(long = "log-format", value_name = "[PATH=]DIALECT:FORMAT")]
+    pub log_formats: Vec<String>,
     /// Lines longer than this many bytes are reported and skipped.
     #[arg(long, value_name = "BYTES")]
     pub max_line: Option<usize>,
@@ -41,9 +47,14 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// The built-in formats and rules plus the user's.
+    /// The built-in formats and rules plus the user's (`--parsers`, `--rules`,
+    /// `--log-format`).
     pub fn load(&self) -> Result<(Registry, Engine)> {
-        let registry = Registry::load(self.parsers.as_deref())?;
+        let mut registry = Registry::load(self.parsers.as_deref())?;
+        for (i, spec) in self.log_formats.iter().enumerate() {
+            let (_, dialect, format) = split_log_format(spec)?;
+            registry.add(Format::pasted(&format!("log_format_{}", i + 1), dialect, format)?);
+        }
         let engine = Engine::load(self.rules.as_deref())?;
         Ok((registry, engine))
     }
@@ -60,6 +71,16 @@ impl Sources {
                 Ok((PathBuf::from(p), registry.resolve(n)?))
             })
             .collect::<Result<Vec<_>>>()?;
+        // `--log-format PATH=DIALECT:FORMAT`: that input reads that format.
+        let mut formats = formats;
+        for (i, spec) in self.log_formats.iter().enumerate() {
+            if let (Some(path), _, _) = split_log_format(spec)? {
+                formats.push((
+                    PathBuf::from(path),
+                    registry.resolve(&format!("log_format_{}", i + 1))?,
+                ));
+            }
+        }
         Ok(Options {
             paths,
             formats,
@@ -69,6 +90,26 @@ impl Sources {
             ..Default::default()
         })
     }
+}
+
+/// `[PATH=]DIALECT:FORMAT` → (path, dialect, format). The format string
+/// itself holds `=` and `:`, so a path is only what comes before an `=` that
+/// precedes the dialect.
+fn split_log_format(spec: &str) -> Result<(Option<&str>, &str, &str)> {
+    const DIALECTS: [&str; 4] = ["nginx", "apache", "haproxy", "envoy"];
+    let dialect_at = |s: &str| DIALECTS.iter().find(|d| s.starts_with(&format!("{d}:"))).copied();
+    if let Some(d) = dialect_at(spec) {
+        return Ok((None, d, &spec[d.len() + 1..]));
+    }
+    if let Some((path, rest)) = spec.split_once('=') {
+        if let Some(d) = dialect_at(rest) {
+            return Ok((Some(path), d, &rest[d.len() + 1..]));
+        }
+    }
+    Err(anyhow!(
+        "--log-format {spec:?}: expected [PATH=]DIALECT:FORMAT with DIALECT one of {} (e.g. 'apache:%h %l %u %t \"%r\" %>s %b')",
+        DIALECTS.join(", ")
+    ))
 }
 
 pub fn parse_duration_ms(s: &str) -> Result<u64, String> {

@@ -57,6 +57,52 @@ const TAIL: &str = "__tail";
 
 impl Format {
     pub fn compile(def: Definition, loaded_from: String) -> Result<Format> {
+        let format = Self::build(def, loaded_from)?;
+        format.check_samples()?;
+        Ok(format)
+    }
+
+    /// A gateway's own format string, pasted by the user (`--log-format
+    /// DIALECT:FORMAT`): compiled like a definition of that kind; it has no
+    /// sample lines to check, its source of truth is the user's configuration.
+    pub fn pasted(name: &str, dialect: &str, log_format: &str) -> Result<Format> {
+        let kind = match dialect {
+            "nginx" => Kind::Nginx,
+            "apache" => Kind::Apache,
+            "haproxy" => Kind::Haproxy,
+            "envoy" => Kind::Envoy,
+            other => bail!(
+                "--log-format {other:?}: the dialect is one of nginx, apache, haproxy, envoy (e.g. 'nginx:$remote_addr - ...')"
+            ),
+        };
+        let def = Definition {
+            name: name.to_string(),
+            title: format!("{dialect} format pasted with --log-format"),
+            description: String::new(),
+            reference: "the gateway's configuration (--log-format)".into(),
+            source: "gateway".into(),
+            kind,
+            pattern: None,
+            log_format: Some(log_format.to_string()),
+            continuation: None,
+            context: Vec::new(),
+            line_prefix: None,
+            tail: None,
+            require: Vec::new(),
+            fields: Default::default(),
+            ids_in: Vec::new(),
+            // nginx writes $time_local / $time_iso8601 when the request ends;
+            // Apache %t, HAProxy %tr, Envoy START_TIME are its start.
+            ts_is_end: kind == Kind::Nginx,
+            // Preferred by detection over every built-in: the user said so.
+            priority: 100,
+            samples: Vec::new(),
+        };
+        Self::build(def, "--log-format".into())
+            .with_context(|| format!("--log-format {dialect}:{log_format}"))
+    }
+
+    fn build(def: Definition, loaded_from: String) -> Result<Format> {
         let source: Source = def.source.parse().map_err(|e| anyhow!("source: {e}"))?;
         let tail = match def.tail.as_deref() {
             None => false,
@@ -186,7 +232,6 @@ impl Format {
             require,
             def,
         };
-        format.check_samples()?;
         Ok(format)
     }
 
@@ -455,6 +500,14 @@ impl Registry {
             }
         }
         Ok(Registry { formats })
+    }
+
+    /// Adds a format pasted with `--log-format`; detection prefers it.
+    pub fn add(&mut self, format: Format) -> Arc<Format> {
+        let f = Arc::new(format);
+        self.formats.retain(|g| g.name != f.name);
+        self.formats.push(f.clone());
+        f
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Format>> {

@@ -281,3 +281,30 @@ fn clock_skew_is_estimated_and_the_timeline_shows_corrected_times() {
     let gateway_line = text.lines().find(|l| l.contains("  gateway ")).unwrap();
     assert!(!gateway_line.contains("clock-corrected"), "{text}");
 }
+
+/// `--log-format`: the format line pasted from the gateway's configuration
+/// reads every field of it (here Apache's `%D` duration and `%{UNIQUE_ID}e`
+/// request id after the combined fields, the way a real httpd 2.4 wrote the
+/// file), for every input or for one `PATH=`; a wrong dialect is a usage error
+/// that names the choices.
+#[test]
+fn a_pasted_gateway_format_reads_every_field() {
+    let log = repo().join("tests/data/gateway-logs/apache-access.log");
+    let log = log.to_str().unwrap();
+    let apache = r#"apache:%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D %{UNIQUE_ID}e "%{traceparent}i""#;
+    for spec in [apache.to_string(), format!("{log}={apache}")] {
+        let out = tracejoin(&["analyze", "--log-format", &spec, log]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let row = stdout(&out);
+        assert!(row.contains("log_format_1") && !row.contains("`tail`"), "{row}");
+        let lines = json_lines(&["analyze", "--json", "--log-format", &spec, log]);
+        assert_eq!(lines.len(), 13);
+        let slow = lines.iter().find(|l| l["path"] == "/api/slow/report").unwrap();
+        assert_eq!(slow["duration_ms"], 1004.165, "%D is microseconds: {slow}");
+        assert_eq!(slow["request_id"], "aw18gTAxyLClITOzK2D4wQAAAEA", "{slow}");
+        assert_eq!(slow["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{slow}");
+    }
+    let bad = tracejoin(&["analyze", "--log-format", "lighttpd:%h %t", log]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("nginx, apache, haproxy, envoy"), "{}", stderr(&bad));
+}

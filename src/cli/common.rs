@@ -53,7 +53,11 @@ impl Sources {
         let mut registry = Registry::load(self.parsers.as_deref())?;
         for (i, spec) in self.log_formats.iter().enumerate() {
             let (_, dialect, format) = split_log_format(spec)?;
-            registry.add(Format::pasted(&format!("log_format_{}", i + 1), dialect, format)?);
+            registry.add(Format::pasted(
+                &format!("log_format_{}", i + 1),
+                dialect,
+                format,
+            )?);
         }
         let engine = Engine::load(self.rules.as_deref())?;
         Ok((registry, engine))
@@ -97,7 +101,12 @@ impl Sources {
 /// precedes the dialect.
 fn split_log_format(spec: &str) -> Result<(Option<&str>, &str, &str)> {
     const DIALECTS: [&str; 4] = ["nginx", "apache", "haproxy", "envoy"];
-    let dialect_at = |s: &str| DIALECTS.iter().find(|d| s.starts_with(&format!("{d}:"))).copied();
+    let dialect_at = |s: &str| {
+        DIALECTS
+            .iter()
+            .find(|d| s.starts_with(&format!("{d}:")))
+            .copied()
+    };
     if let Some(d) = dialect_at(spec) {
         return Ok((None, d, &spec[d.len() + 1..]));
     }

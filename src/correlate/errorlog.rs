@@ -75,8 +75,8 @@ const EPSILON_NS: i64 = 5_000_000;
 /// ended (an access time to the second is its end, floored too). A precise
 /// time (Apache's, to the µs) falls inside the request, whose logged start
 /// may be floored to the second (Apache `%t`).
-fn fits(ts: i64, start: i64, end: i64) -> bool {
-    if ts % SECOND_NS == 0 {
+fn fits(ts: i64, coarse: bool, start: i64, end: i64) -> bool {
+    if coarse {
         ts >= start - SECOND_NS - EPSILON_NS && ts <= end + EPSILON_NS
     } else {
         ts >= start - EPSILON_NS && ts <= end + SECOND_NS + EPSILON_NS
@@ -89,7 +89,7 @@ pub fn score(ev: &Event, line: &Line<'_>) -> Option<Score> {
         return None;
     }
     let ts = ev.ts?;
-    if !fits(ts, line.start, line.end) {
+    if !fits(ts, ev.ts_precision_ns >= SECOND_NS, line.start, line.end) {
         return None;
     }
     let mut strength = 0;
@@ -179,16 +179,26 @@ mod tests {
     fn an_error_time_fits_the_request_it_can_have_been_written_during() {
         let s = SECOND_NS;
         // nginx: the error time is floored, the access line's end too.
-        assert!(fits(10 * s, 10 * s + 300_000_000, 10 * s + 300_000_000));
-        assert!(fits(9 * s, 9 * s + 800_000_000, 10 * s));
+        assert!(fits(
+            10 * s,
+            true,
+            10 * s + 300_000_000,
+            10 * s + 300_000_000
+        ));
+        assert!(fits(9 * s, true, 9 * s + 800_000_000, 10 * s));
         assert!(
-            !fits(11 * s, 9 * s, 10 * s),
+            !fits(11 * s, true, 9 * s, 10 * s),
             "written after the request ended"
         );
         // Apache: a precise error time inside a request whose start is floored.
-        assert!(fits(14 * s + 165_909_000, 13 * s, 13 * s + 1_004_165_000));
+        assert!(fits(
+            14 * s + 165_909_000,
+            false,
+            13 * s,
+            13 * s + 1_004_165_000
+        ));
         assert!(
-            !fits(14 * s + 165_909_000, 15 * s, 15 * s + 1_810_000),
+            !fits(14 * s + 165_909_000, false, 15 * s, 15 * s + 1_810_000),
             "before it started"
         );
     }

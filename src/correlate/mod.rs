@@ -192,10 +192,41 @@ pub fn locate(events: &mut [Event]) -> (Option<usize>, Option<usize>) {
     (gateway, server_span)
 }
 
+/// A gateway time written to the second (nginx `$time_local`) says only that
+/// the request started within that second. When the entry span started inside
+/// that second, the gateway saw the request just before it: the line is placed
+/// there (its logged time kept as the attribute `ts_logged`), so that a
+/// timeline draws it before its own backend work and skew is not inferred
+/// from rounding. Returns whether it moved.
+fn place_coarse_gateway_line(
+    events: &mut [Event],
+    gateway: Option<usize>,
+    server_span: Option<usize>,
+) -> bool {
+    let (Some(g), Some(s)) = (gateway, server_span) else {
+        return false;
+    };
+    let precision = events[g].ts_precision_ns;
+    let (Some(gt), Some(st)) = (events[g].ts, events[s].ts) else {
+        return false;
+    };
+    if precision == 0 || st < gt || st >= gt + precision {
+        return false;
+    }
+    let e = &mut events[g];
+    e.attributes
+        .push((Text::from("ts_logged"), crate::event::time::format_ts(gt)));
+    e.ts = Some(st - 1_000);
+    true
+}
+
 /// Derives a request's summary fields from its events and the keys that
 /// joined them.
 pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
-    let (gateway, server_span) = locate(&mut events);
+    let (mut gateway, mut server_span) = locate(&mut events);
+    if place_coarse_gateway_line(&mut events, gateway, server_span) {
+        (gateway, server_span) = locate(&mut events);
+    }
     let gateway_count = events
         .iter()
         .filter(|e| e.source() == Source::Gateway)

@@ -1,7 +1,8 @@
 //! Clock skew between the gateway and each service, estimated from requests
 //! seen by both: the gateway's request start vs the entry server span's start.
 //! A span should start a little after the gateway saw the request; the median
-//! difference is the skew plus the network hop.
+//! difference is the skew plus the network hop. A gateway time written to the
+//! second bounds the start only to that second: skew is counted beyond it.
 
 use super::Request;
 use std::collections::BTreeMap;
@@ -35,8 +36,18 @@ impl SkewEstimator {
             Some(v) => v,
             None => self.by_service.entry(service.to_string()).or_default(),
         };
+        // A coarse gateway time (to the second) only bounds the start: the
+        // difference counts beyond that bound, never within it.
+        let p = g.ts_precision_ns;
+        let d = if st < gt {
+            st - gt
+        } else if st >= gt + p {
+            st - gt - p
+        } else {
+            0
+        };
         if v.len() < MAX_SAMPLES {
-            v.push((st - gt) as f64 / 1e6);
+            v.push(d as f64 / 1e6);
         }
     }
 

@@ -367,6 +367,9 @@ macro_rules! schema {
         pub struct Event {
             /// Unix time in nanoseconds, UTC.
             pub ts: Option<i64>,
+            /// How precise `ts` is, in ns, when coarser than a millisecond
+            /// (nginx `$time_local`: 1 s, floored); 0 when fine.
+            pub ts_precision_ns: i64,
             pub source: Option<Source>,
             /// The definition's name (inline: names are short).
             pub format: Text,

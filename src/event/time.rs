@@ -143,10 +143,69 @@ fn parse_epoch(s: &str) -> Option<i64> {
 }
 
 /// Formats unix nanoseconds as RFC 3339 with milliseconds, UTC.
+/// How precise a written time is, in ns: the unit of its last digit (a time
+/// to the second: 1 s; `.123`: 1 ms); 0 for a millisecond or finer.
+pub fn precision_of(text: &str) -> i64 {
+    let t = text.trim();
+    let unit = |frac: usize| -> i64 {
+        match frac {
+            0 => 1_000_000_000,
+            1 => 100_000_000,
+            2 => 10_000_000,
+            _ => 0,
+        }
+    };
+    // An epoch number: its magnitude says the unit (s, ms, µs, ns).
+    if let Some((int, frac)) = t.split_once('.').or(Some((t, ""))) {
+        if !int.is_empty()
+            && int.bytes().all(|b| b.is_ascii_digit())
+            && frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return if int.len() <= 10 { unit(frac.len()) } else { 0 };
+        }
+    }
+    // A date: the digits after the seconds' colon.
+    let b = t.as_bytes();
+    let Some(colon) = t.rfind(':') else {
+        return 0;
+    };
+    let secs = colon + 3;
+    if secs > b.len() || !b[colon + 1..secs].iter().all(u8::is_ascii_digit) {
+        // The last colon is a zone offset's (`+00:00`): look before it.
+        return precision_of(&t[..colon.saturating_sub(3)]);
+    }
+    match b.get(secs) {
+        Some(b'.') | Some(b',') => unit(
+            b[secs + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count(),
+        ),
+        _ => unit(0),
+    }
+}
+
 pub fn format_ts(ns: i64) -> String {
     DateTime::from_timestamp_nanos(ns)
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
+}
+
+#[cfg(test)]
+mod precision_tests {
+    use super::precision_of;
+
+    #[test]
+    fn a_time_is_as_precise_as_its_last_digit() {
+        assert_eq!(precision_of("30/Nov/2026:13:41:56 +0000"), 1_000_000_000);
+        assert_eq!(precision_of("2026/11/30 13:38:05"), 1_000_000_000);
+        assert_eq!(precision_of("2026-11-30T13:41:56+00:00"), 1_000_000_000);
+        assert_eq!(precision_of("2026-11-30T13:41:56.123Z"), 0);
+        assert_eq!(precision_of("1795640979.327"), 0);
+        assert_eq!(precision_of("1795640979"), 1_000_000_000);
+        assert_eq!(precision_of("1796045877161"), 0);
+        assert_eq!(precision_of("[30/Nov/2026:13:39:14.655]"), 0);
+    }
 }
 
 #[cfg(test)]

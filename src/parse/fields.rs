@@ -349,7 +349,8 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
                 rule.time
                     .parse(v)
                     .ok_or_else(|| format!("cannot read time {v:?}"))?,
-            )
+            );
+            ev.ts_precision_ns = crate::event::time::precision_of(v);
         }
         Target::Field(i) => {
             let field = &FIELDS[i as usize];

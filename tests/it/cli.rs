@@ -296,15 +296,72 @@ fn a_pasted_gateway_format_reads_every_field() {
         let out = tracejoin(&["analyze", "--log-format", &spec, log]);
         assert!(out.status.success(), "{}", stderr(&out));
         let row = stdout(&out);
-        assert!(row.contains("log_format_1") && !row.contains("`tail`"), "{row}");
+        assert!(
+            row.contains("log_format_1") && !row.contains("`tail`"),
+            "{row}"
+        );
         let lines = json_lines(&["analyze", "--json", "--log-format", &spec, log]);
         assert_eq!(lines.len(), 13);
-        let slow = lines.iter().find(|l| l["path"] == "/api/slow/report").unwrap();
+        let slow = lines
+            .iter()
+            .find(|l| l["path"] == "/api/slow/report")
+            .unwrap();
         assert_eq!(slow["duration_ms"], 1004.165, "%D is microseconds: {slow}");
         assert_eq!(slow["request_id"], "aw18gTAxyLClITOzK2D4wQAAAEA", "{slow}");
-        assert_eq!(slow["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{slow}");
+        assert_eq!(
+            slow["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+            "{slow}"
+        );
     }
     let bad = tracejoin(&["analyze", "--log-format", "lighttpd:%h %t", log]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr(&bad).contains("nginx, apache, haproxy, envoy"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("nginx, apache, haproxy, envoy"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+/// An access log whose only time is `$time_local` (to the second, written at
+/// the end: ingress-nginx's default format is one): the rounding is not
+/// taken for clock skew, and the gateway line is drawn before its backend
+/// work, with the time it logged kept.
+#[test]
+fn a_gateway_time_to_the_second_is_not_skew_and_is_placed_by_its_spans() {
+    let dir = sample_logs_copy(&[]);
+    let access = dir.path().join("gateway/access.log");
+    let text = std::fs::read_to_string(&access).unwrap();
+    let coarse: String = text
+        .lines()
+        .map(|l| l.split(" msec=").next().unwrap().to_string() + "\n")
+        .collect();
+    std::fs::write(&access, coarse).unwrap();
+    let path = dir.path().to_str().unwrap();
+    let summary = stdout(&tracejoin(&["analyze", path]));
+    for service in ["orders ", "payments "] {
+        let row = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(service))
+            .unwrap_or_else(|| panic!("{summary}"));
+        let ms: f64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(ms.abs() < 20.0, "rounding taken for skew: {row}");
+    }
+    let lines = json_lines(&["analyze", "--json", path]);
+    let l = lines
+        .iter()
+        .find(|l| l["service"] == "orders" && l["sources"].as_array().unwrap().len() >= 3)
+        .unwrap();
+    let out = stdout(&tracejoin(&[
+        "timeline",
+        l["request_id"].as_str().unwrap(),
+        path,
+    ]));
+    let first = out
+        .lines()
+        .find(|l| l.trim_start().starts_with('+'))
+        .unwrap();
+    assert!(
+        first.contains("gateway"),
+        "the gateway line comes first: {out}"
+    );
 }

@@ -270,3 +270,44 @@ fn haproxy_nosrv_on_the_frontend_is_routing_on_a_backend_upstream() {
     let (label, _) = verdict_of("haproxy.log", &line("be_inventory"));
     assert_eq!(label, "upstream");
 }
+
+/// Cloudflare Logpush http_requests (records constructed from the documented
+/// fields, tests/data/gateway-logs): RayID is the request id, a block by a
+/// security rule is auth, an origin that answered 502 is upstream.
+#[test]
+fn cloudflare_logpush_records() {
+    let a =
+        analyze(&[&repo()
+            .join("tests/data/gateway-logs/cloudflare-logpush-http_requests.constructed.jsonl")]);
+    assert_eq!(a.input_error_count(), 0);
+    let mut got: Vec<(String, Option<String>)> = a
+        .requests
+        .iter()
+        .map(|l| {
+            (
+                l.request.request_id.as_deref().unwrap_or("").to_string(),
+                l.verdict.as_ref().map(|v| v.label.to_string()),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("8e9a3c1f5b2d7a40".to_string(), None),
+            ("8e9a3c20a1b4c5d6".to_string(), Some("auth".to_string())),
+            ("8e9a3c24f0e1d2c3".to_string(), Some("upstream".to_string())),
+        ]
+    );
+}
+
+/// IIS W3C extended logs: the `#Software`/`#Fields` directives are context,
+/// the requests are read with the default field set.
+#[test]
+fn iis_w3c_directives_are_context_and_requests_are_read() {
+    let a = analyze(&[&repo().join("tests/data/gateway-logs/iis-w3c-default.log")]);
+    assert_eq!(a.input_error_count(), 0, "{:?}", a.info.files);
+    assert_eq!(a.info.files[0].format.as_deref(), Some("iis_w3c_default"));
+    assert_eq!(a.info.files[0].context, 4);
+    assert_eq!(a.requests.len(), 3);
+}

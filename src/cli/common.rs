@@ -121,6 +121,23 @@ fn split_log_format(spec: &str) -> Result<(Option<&str>, &str, &str)> {
     ))
 }
 
+/// `--since` / `--until` over a store (requests by start, events by time).
+#[derive(Debug, clap::Args, Clone, Default)]
+pub struct Bounds {
+    /// Only requests (by start) and events (by time) at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only requests and events before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+impl Bounds {
+    pub fn range(&self) -> Result<TimeRange> {
+        time_range(self.since.as_deref(), self.until.as_deref())
+    }
+}
+
 pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
     let (num, factor) = if let Some(n) = s.strip_suffix("ms") {
         (n, 1)

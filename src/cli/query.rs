@@ -1,6 +1,6 @@
 //! `tracejoin query --store DIR SQL`: polars SQL over the store's tables.
 
-use super::common::time_range;
+use super::common::Bounds;
 use super::EXIT_OK;
 use crate::query::OutputFormat;
 use crate::store::Store;
@@ -24,12 +24,8 @@ pub struct Args {
             .try_map(|s| s.parse::<OutputFormat>())
     )]
     format: OutputFormat,
-    /// Only requests (by start) and events (by ts) at or after this time (RFC 3339).
-    #[arg(long)]
-    since: Option<String>,
-    /// Only requests and events before this time (RFC 3339).
-    #[arg(long)]
-    until: Option<String>,
+    #[command(flatten)]
+    bounds: Bounds,
 }
 
 impl Args {
@@ -41,7 +37,7 @@ impl Args {
             unsafe { std::env::set_var(k, v) };
         }
         let store = Store::open(&self.store)?;
-        let range = time_range(self.since.as_deref(), self.until.as_deref())?;
+        let range = self.bounds.range()?;
         let mut df = crate::query::run(&store, &self.sql, range)?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         match crate::query::write(&mut df, self.format, &mut out).and_then(|()| Ok(out.flush()?)) {

@@ -1,6 +1,6 @@
 //! `tracejoin report --store DIR`: the postmortem page (HTML or Markdown).
 
-use super::common::time_range;
+use super::common::Bounds;
 use super::EXIT_OK;
 use crate::report::postmortem;
 use crate::store::Store;
@@ -18,18 +18,14 @@ pub struct Args {
     /// Markdown, for pasting into a postmortem document, instead of HTML.
     #[arg(long)]
     markdown: bool,
-    /// Only requests that started at or after this time (RFC 3339).
-    #[arg(long)]
-    since: Option<String>,
-    /// Only requests that started before this time (RFC 3339).
-    #[arg(long)]
-    until: Option<String>,
+    #[command(flatten)]
+    bounds: Bounds,
 }
 
 impl Args {
     pub fn run(self) -> Result<i32> {
         let store = Store::open(&self.store)?;
-        let range = time_range(self.since.as_deref(), self.until.as_deref())?;
+        let range = self.bounds.range()?;
         let data = postmortem::gather(&store, range)?;
         let text = if self.markdown {
             postmortem::markdown(&data)

@@ -157,6 +157,29 @@ impl Request {
     }
 }
 
+/// The span ids of a request's spans: a span whose parent is not among them
+/// is an entry span (the first in this request of its trace).
+struct EntrySpans<'a>(Vec<&'a str>);
+
+impl EntrySpans<'_> {
+    fn is_entry(&self, e: &Event) -> bool {
+        e.source() == Source::Span
+            && e.parent_span_id
+                .as_deref()
+                .is_none_or(|p| !self.0.contains(&p))
+    }
+}
+
+fn entry_spans(events: &[Event]) -> EntrySpans<'_> {
+    EntrySpans(
+        events
+            .iter()
+            .filter(|e| e.source() == Source::Span)
+            .filter_map(|e| e.span_id.as_deref())
+            .collect(),
+    )
+}
+
 /// Puts a request's events in time order and finds the gateway's access-log
 /// line and the entry server span among them.
 pub fn locate(events: &mut [Event]) -> (Option<usize>, Option<usize>) {
@@ -164,17 +187,8 @@ pub fn locate(events: &mut [Event]) -> (Option<usize>, Option<usize>) {
         (a.ts.is_none(), a.ts, a.source()).cmp(&(b.ts.is_none(), b.ts, b.source()))
     });
     let gateway = events.iter().position(|e| e.source() == Source::Gateway);
-    let span_ids: Vec<&str> = events
-        .iter()
-        .filter(|e| e.source() == Source::Span)
-        .filter_map(|e| e.span_id.as_deref())
-        .collect();
-    let is_entry = |e: &Event| {
-        e.source() == Source::Span
-            && e.parent_span_id
-                .as_deref()
-                .is_none_or(|p| !span_ids.contains(&p))
-    };
+    let entries = entry_spans(events);
+    let is_entry = |e: &Event| entries.is_entry(e);
     // The entry server span; with several (an auth subrequest, then the real
     // call), the one serving the path the gateway logged.
     let gateway_path = gateway.and_then(|i| events[i].path.as_deref());
@@ -231,17 +245,8 @@ pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
         .iter()
         .filter(|e| e.source() == Source::Gateway)
         .count();
-    let span_ids: Vec<&str> = events
-        .iter()
-        .filter(|e| e.source() == Source::Span)
-        .filter_map(|e| e.span_id.as_deref())
-        .collect();
-    let is_entry = |e: &Event| {
-        e.source() == Source::Span
-            && e.parent_span_id
-                .as_deref()
-                .is_none_or(|p| !span_ids.contains(&p))
-    };
+    let entries = entry_spans(&events);
+    let is_entry = |e: &Event| entries.is_entry(e);
     let mut flags = Vec::new();
     let has_other = events.iter().any(|e| e.source() != Source::Gateway);
     if gateway.is_some() && !has_other {

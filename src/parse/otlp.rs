@@ -105,6 +105,42 @@ fn nonzero(ns: u64) -> Option<i64> {
     (ns != 0).then_some(ns as i64)
 }
 
+/// Reads an OTLP/JSON message. Protobuf's JSON mapping omits empty repeated
+/// fields, so an empty array or key-value list attribute is `{"arrayValue":{}}`
+/// (the OpenTelemetry JS SDK writes exactly that); `opentelemetry-proto`'s serde
+/// model wants `values`. Only a message that fails for that reason pays for
+/// the repair: the document is read as JSON, the empty lists filled in, then
+/// decoded again.
+pub fn from_json<M: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<M, serde_json::Error> {
+    match serde_json::from_slice(bytes) {
+        Err(e) if e.to_string().contains("missing field `values`") => {
+            let mut doc: serde_json::Value = serde_json::from_slice(bytes)?;
+            fill_empty_lists(&mut doc);
+            serde_json::from_value(doc)
+        }
+        other => other,
+    }
+}
+
+fn fill_empty_lists(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if let ("arrayValue" | "kvlistValue", serde_json::Value::Object(inner)) =
+                    (k.as_str(), &mut *child)
+                {
+                    inner
+                        .entry("values")
+                        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                }
+                fill_empty_lists(child);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(fill_empty_lists),
+        _ => {}
+    }
+}
+
 /// Decodes one JSON text and appends its spans or log records as events.
 pub fn decode(
     text: &str,
@@ -124,12 +160,12 @@ pub fn decode(
     match signal {
         Source::Span => {
             let req: ExportTraceServiceRequest =
-                serde_json::from_str(text).map_err(|e| format!("invalid OTLP/JSON traces: {e}"))?;
+                from_json(text.as_bytes()).map_err(|e| format!("invalid OTLP/JSON traces: {e}"))?;
             trace_events(&req, &at, out)
         }
         _ => {
             let req: ExportLogsServiceRequest =
-                serde_json::from_str(text).map_err(|e| format!("invalid OTLP/JSON logs: {e}"))?;
+                from_json(text.as_bytes()).map_err(|e| format!("invalid OTLP/JSON logs: {e}"))?;
             log_events(&req, &at, out)
         }
     }
@@ -270,4 +306,22 @@ pub fn log_events(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty array attribute as protobuf's JSON mapping writes it (the
+    /// empty repeated field omitted), as the OpenTelemetry JS SDK exports it.
+    #[test]
+    fn empty_array_and_kvlist_values_are_valid_otlp_json() {
+        let doc = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"web"}},{"key":"process.command_args","value":{"arrayValue":{}}}]},"scopeLogs":[{"scope":{"name":"x"},"logRecords":[{"timeUnixNano":"1796045879175000000","severityNumber":17,"severityText":"ERROR","body":{"stringValue":"jwt expired"},"attributes":[{"key":"empty","value":{"kvlistValue":{}}}],"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7"}]}]}]}"#;
+        assert!(
+            serde_json::from_str::<ExportLogsServiceRequest>(doc).is_err(),
+            "the serde model alone refuses it"
+        );
+        let req: ExportLogsServiceRequest = from_json(doc.as_bytes()).expect("valid OTLP/JSON");
+        assert_eq!(req.resource_logs[0].scope_logs[0].log_records.len(), 1);
+    }
 }

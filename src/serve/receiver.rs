@@ -388,7 +388,9 @@ fn decode<M: Message + Default + serde::de::DeserializeOwned>(
 ) -> Result<M, String> {
     match enc {
         Body::Protobuf => M::decode(bytes).map_err(|e| format!("invalid OTLP protobuf: {e}")),
-        Body::Json => serde_json::from_slice(bytes).map_err(|e| format!("invalid OTLP/JSON: {e}")),
+        Body::Json => {
+            crate::parse::otlp::from_json(bytes).map_err(|e| format!("invalid OTLP/JSON: {e}"))
+        }
     }
 }
 
@@ -525,6 +527,17 @@ mod tests {
             resp.headers()[header::CONTENT_TYPE],
             "application/x-protobuf"
         );
+    }
+
+    /// The OpenTelemetry JS SDK's OTLP/HTTP JSON exporter writes an empty
+    /// array attribute as `{"arrayValue":{}}`: a valid message, accepted (a
+    /// 400 would make the exporter drop the whole batch).
+    #[test]
+    fn otlp_json_with_empty_lists_is_accepted() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        let doc = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"process.command_args","value":{"arrayValue":{}}}]},"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","name":"GET /","kind":2,"startTimeUnixNano":"1796045879175000000","endTimeUnixNano":"1796045879176000000"}]}]}]}"#;
+        let req: ExportTraceServiceRequest = decode(Body::Json, doc).expect("accepted");
+        assert_eq!(req.resource_spans[0].scope_spans[0].spans.len(), 1);
     }
 
     #[test]

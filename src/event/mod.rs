@@ -156,6 +156,34 @@ impl Level {
         })
     }
 
+    /// A level number on a named scale (see `scale` in parser definitions).
+    pub fn from_number(scale: &str, n: &str) -> Option<Level> {
+        let n: i32 = n.trim().parse().ok()?;
+        match scale {
+            // pino and bunyan: src/levels.js / lib/bunyan.js (10 … 60).
+            "pino" => Some(match n {
+                ..=10 => Level::Trace,
+                11..=20 => Level::Debug,
+                21..=30 => Level::Info,
+                31..=40 => Level::Warn,
+                41..=50 => Level::Error,
+                _ => Level::Fatal,
+            }),
+            // RFC 5424 §6.2.1: 0 emergency, 1 alert, 2 critical, 3 error,
+            // 4 warning, 5 notice, 6 informational, 7 debug.
+            "syslog" => Some(match n {
+                0..=2 => Level::Fatal,
+                3 => Level::Error,
+                4 => Level::Warn,
+                5 | 6 => Level::Info,
+                7 => Level::Debug,
+                _ => return None,
+            }),
+            "otel" => Level::from_otel_number(n),
+            _ => None,
+        }
+    }
+
     /// OpenTelemetry's `SeverityNumber` ranges (1-4 trace, 5-8 debug, ...).
     pub fn from_otel_number(n: i32) -> Option<Level> {
         Some(match n {

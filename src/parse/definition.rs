@@ -113,6 +113,10 @@ pub struct FieldOptions {
     /// this field's (Kong's `source = "kong"` on a 200 a plugin served is no
     /// failure) and is kept as an attribute instead.
     pub ok_if_status: Option<String>,
+    /// Level numbers on a logger's own scale: `pino` (pino and bunyan: 10
+    /// trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal), `syslog` (RFC
+    /// 5424 severities 0 emergency … 7 debug), `otel` (SeverityNumber 1–24).
+    pub scale: Option<String>,
 }
 
 impl FieldSpec {

@@ -98,6 +98,8 @@ struct Rule {
     ok: Option<regex::Regex>,
     prefix: Option<String>,
     ok_if_status: Option<regex::Regex>,
+    /// The level scale of numbers in this field (`pino`, `syslog`, `otel`).
+    scale: Option<String>,
 }
 
 /// Where a source key goes: (rule index, rank among that rule's alternatives).
@@ -191,6 +193,13 @@ impl FieldMap {
                     .map(regex::Regex::new)
                     .transpose()
                     .map_err(|e| anyhow::anyhow!("field {name:?}: ok_if_status: {e}"))?,
+                scale: match opts.scale.as_deref() {
+                    None => None,
+                    Some(s @ ("pino" | "syslog" | "otel")) => Some(s.to_string()),
+                    Some(other) => {
+                        bail!("field {name:?}: scale {other:?} is not pino, syslog or otel")
+                    }
+                },
             });
             for (rank, key) in opts.from.iter().enumerate() {
                 // The first definition of a key wins: user fields before defaults.
@@ -354,6 +363,12 @@ fn set(rule: &Rule, v: &str, ev: &mut Event) -> Result<(), String> {
         }
         Target::Field(i) => {
             let field = &FIELDS[i as usize];
+            // A level number on the logger's own scale becomes its word.
+            let scaled = rule
+                .scale
+                .as_deref()
+                .and_then(|s| crate::event::Level::from_number(s, v));
+            let v = scaled.map_or(v, |l| l.as_str());
             let fits = match (field.kind, &rule.prefix) {
                 (Kind::Millis, _) => sum_numbers(v)
                     .is_some_and(|n| (field.set)(ev, FieldValue::Millis(n * rule.unit_factor))),

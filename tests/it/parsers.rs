@@ -398,3 +398,45 @@ fn a_pasted_envoy_apache_or_haproxy_format_string_works_as_a_user_definition() {
         );
     }
 }
+
+/// pino's numeric levels are on the one scale: a 30 (info) never decides, a
+/// 50 (error) does; the error object pino's serializer writes (`err.type`,
+/// `err.message`) is the event's error, which the rules read too.
+#[test]
+fn pino_levels_and_error_objects_reach_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = dir.path().join("access.log");
+    let app = dir.path().join("app.log");
+    std::fs::write(
+        &gw,
+        "10.1.2.3 - - [30/Nov/2026:14:11:41 +0000] \"GET /v1/export HTTP/1.1\" 500 12 \"-\" \"curl/8\" rid=0a1b2c3d4e5f60718293a4b5c6d7e8f9 rt=0.004 us=\"500\" ua=\"10.0.0.7:8080\" msec=1796047901.030\n\
+         10.1.2.3 - - [30/Nov/2026:14:11:42 +0000] \"GET /v1/export HTTP/1.1\" 500 12 \"-\" \"curl/8\" rid=1a1b2c3d4e5f60718293a4b5c6d7e8f9 rt=0.004 us=\"500\" ua=\"10.0.0.7:8080\" msec=1796047902.030\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &app,
+        "{\"level\":30,\"time\":1796047901028,\"pid\":1973,\"hostname\":\"vm\",\"service\":\"export\",\"request_id\":\"0a1b2c3d4e5f60718293a4b5c6d7e8f9\",\"msg\":\"rate limit exceeded for consumer acme\"}\n\
+         {\"level\":50,\"time\":1796047902028,\"pid\":1973,\"hostname\":\"vm\",\"service\":\"export\",\"request_id\":\"1a1b2c3d4e5f60718293a4b5c6d7e8f9\",\"err\":{\"type\":\"Error\",\"message\":\"rate limit exceeded for consumer acme\",\"stack\":\"Error: rate limit exceeded\\n    at x (/app.js:1:1)\"},\"msg\":\"export failed\"}\n",
+    )
+    .unwrap();
+    let a = analyze(&[dir.path()]);
+    assert_eq!(a.input_error_count(), 0, "{:?}", a.info.files);
+    let rule_of = |rid: &str| {
+        let l = a
+            .requests
+            .iter()
+            .find(|l| l.request.request_id.as_deref() == Some(rid))
+            .unwrap();
+        l.verdict.as_ref().unwrap().rule.clone()
+    };
+    assert_eq!(
+        rule_of("0a1b2c3d4e5f60718293a4b5c6d7e8f9"),
+        "upstream-returned-5xx",
+        "info never decides"
+    );
+    assert_eq!(
+        rule_of("1a1b2c3d4e5f60718293a4b5c6d7e8f9"),
+        "backend-rate-limited",
+        "the error object decides"
+    );
+}

@@ -77,3 +77,82 @@ fn a_failure_no_rule_explains_is_unknown_and_says_what_is_missing() {
         "status 418; no rule matched (no span, no backend log)"
     );
 }
+
+/// One row of tests/data/vocabulary.tsv: a message a real library writes
+/// (or a near miss that must not count), and the label it means.
+struct Row {
+    library: String,
+    label: String,
+    text: String,
+}
+
+fn vocabulary() -> Vec<Row> {
+    let text = std::fs::read_to_string(repo().join("tests/data/vocabulary.tsv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 5, "{l}");
+            Row {
+                library: f[0].to_string(),
+                label: f[2].to_string(),
+                text: f[3].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Every library message of the vocabulary, logged at error by the service
+/// behind a gateway that answered 500 (a status that says "upstream"
+/// whatever happened), gets its own label from the backend rule for it; a
+/// near miss leaves the verdict to the status.
+#[test]
+fn every_library_message_of_the_vocabulary_gets_its_label() {
+    use tracejoin::event::{Event, Level, Source};
+    let engine = Engine::load(None).unwrap();
+    let ev = engine.evaluator();
+    let rows = vocabulary();
+    assert!(rows.len() >= 80, "{} rows", rows.len());
+    let mut wrong = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let rid = format!("req{i}");
+        let gateway = Event {
+            ts: Some(1_796_047_901_000_000_000),
+            source: Some(Source::Gateway),
+            request_id: Some(rid.as_str().into()),
+            status: Some(500),
+            upstream_status: Some("500".into()),
+            upstream_addr: Some("10.0.0.7:8080".into()),
+            ..Default::default()
+        };
+        let backend = Event {
+            ts: Some(1_796_047_901_001_000_000),
+            source: Some(Source::Backend),
+            service: Some("svc".into()),
+            request_id: Some(rid.as_str().into()),
+            level: Some(Level::Error),
+            message: Some(row.text.as_str().into()),
+            ..Default::default()
+        };
+        let req = tracejoin::correlate::build_request(vec![gateway, backend], vec![rid]);
+        let v = engine.evaluate(&ev, &req).expect("a 500 failed");
+        let backend_decided = v.rule.starts_with("backend-");
+        let ok = match row.label.as_str() {
+            "none" => !backend_decided,
+            label => backend_decided && v.label.as_str() == label,
+        };
+        if !ok {
+            wrong.push(format!(
+                "{} {:?}: expected {}, got {} by {}",
+                row.library, row.text, row.label, v.label, v.rule
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {}:\n{}",
+        wrong.len(),
+        rows.len(),
+        wrong.join("\n")
+    );
+}

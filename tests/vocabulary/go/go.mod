@@ -1,0 +1,3 @@
+module vocab
+
+go 1.19

@@ -136,9 +136,19 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
             text = std::borrow::Cow::Owned(std::mem::take(&mut partial));
         }
         let before = events.len();
+        // An OTLP file may hold both signals (one Collector file exporter
+        // shared by a traces and a logs pipeline): each line by its own.
+        let otlp_tag = || {
+            chunk
+                .format
+                .is_otlp()
+                .then(|| super::otlp::signal_of(text.trim_start()).map(|s| s.as_str()))
+                .flatten()
+        };
         let format = peeled
             .as_ref()
             .and_then(|p| p.tag)
+            .or_else(otlp_tag)
             .and_then(|t| chunk.by_tag.iter().find(|(tag, _)| tag == t))
             .map_or(&chunk.format, |(_, f)| f);
         let result = format.parse(&text, &chunk.file, n, &mut events);
@@ -211,7 +221,22 @@ pub fn detect_wrapped<'a>(
 ) -> (Option<&'a Arc<Format>>, Wrapping) {
     let wrapper = unwrap::detect(lines.iter().map(|(_, l)| l.as_str()));
     let Some(w) = wrapper else {
-        return (detect(registry, lines, file), Wrapping::default());
+        let main = detect(registry, lines, file);
+        // OTLP lines of either signal, whichever the file starts with.
+        let by_tag: Vec<(String, Arc<Format>)> = match main {
+            Some(m) if m.is_otlp() => registry
+                .formats
+                .iter()
+                .filter(|f| f.is_otlp() && !Arc::ptr_eq(f, m))
+                .map(|f| (f.source.as_str().to_string(), f.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let wrapping = Wrapping {
+            wrapper: None,
+            by_tag: Arc::new(by_tag),
+        };
+        return (main, wrapping);
     };
     let mut inner: Vec<(u64, String, Option<String>)> = Vec::new();
     for (n, l) in lines {

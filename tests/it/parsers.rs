@@ -440,3 +440,32 @@ fn pino_levels_and_error_objects_reach_the_rules() {
         "the error object decides"
     );
 }
+
+/// One Collector file exporter shared by a traces and a logs pipeline writes
+/// both signals into one file: every line is read by its own signal.
+#[test]
+fn an_otlp_file_with_both_signals_reads_every_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = std::fs::read_to_string(repo().join("sample-logs/otel/traces.jsonl")).unwrap();
+    let logs = std::fs::read_to_string(repo().join("sample-logs/otel/logs.jsonl")).unwrap();
+    let mixed: String = traces
+        .lines()
+        .zip(logs.lines())
+        .flat_map(|(t, l)| [t, l])
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let n = mixed.lines().count();
+    let path = dir.path().join("otel.jsonl");
+    std::fs::write(&path, mixed).unwrap();
+    let a = analyze(&[&path]);
+    assert_eq!(a.input_error_count(), 0, "{:?}", a.info.files);
+    let sources: std::collections::BTreeSet<Source> = a
+        .requests
+        .iter()
+        .flat_map(|l| l.request.events.iter().map(|e| e.source()))
+        .collect();
+    assert!(
+        sources.contains(&Source::Span) && sources.contains(&Source::OtelLog),
+        "{sources:?} from {n} lines"
+    );
+}

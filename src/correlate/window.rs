@@ -46,7 +46,7 @@ struct GatewayLine {
     start: i64,
     end: i64,
     /// The caller's span (from `traceparent`): the entry span of this attempt is its child.
-    parent_span: Option<String>,
+    parent_span: Option<crate::event::Text>,
     /// The client address without its port, for joining error-log lines.
     client: Option<crate::event::Text>,
     /// The upstream addresses tried (`host:port`, as logged).
@@ -65,7 +65,11 @@ impl GatewayLine {
             path: ev.path.clone(),
             start,
             end,
-            parent_span: ev.parent_span_id.as_deref().and_then(ids::normalize),
+            parent_span: ev
+                .parent_span_id
+                .as_deref()
+                .and_then(ids::normalize)
+                .map(crate::event::Text::from),
             client: ev.client_ip.as_deref().map(errorlog::client_key),
             upstream: ev.upstream_addr.clone(),
             failed: ev.status.is_some_and(|s| s >= 400) || ev.gateway_error.is_some(),
@@ -392,30 +396,44 @@ impl Correlator {
         }
         // Every open request that holds one of the event's keys, with the
         // strongest key that reached it.
-        let strong = strong_ids(&ev);
-        let own_span = ev
-            .span_id
-            .as_deref()
-            .and_then(ids::normalize)
-            .map(|s| format!("span:{s}"));
         let mut reached: Vec<(u32, Via)> = Vec::new();
         for k in &ks {
             let Some(h) = self.by_key.get(k) else {
                 continue;
             };
-            // A parent span id is shared by every attempt its caller made:
-            // as weak as the trace id.
-            let via = if strong.contains(k) {
-                Via::Id
-            } else if own_span.as_ref() == Some(k) {
-                Via::Span
-            } else {
-                Via::Trace
-            };
             for &s in h.as_slice() {
-                match reached.iter_mut().find(|(x, _)| *x == s) {
-                    Some((_, v)) => *v = (*v).max(via),
-                    None => reached.push((s, via)),
+                if !reached.iter().any(|(x, _)| *x == s) {
+                    reached.push((s, Via::Trace));
+                }
+            }
+        }
+        // How each request was reached matters only when the event could
+        // belong to one of several (or is a gateway line meeting others): only
+        // then are its ids classified (the common event reaches one or none).
+        if reached.len() > 1 || (ev.source() == Source::Gateway && !reached.is_empty()) {
+            let strong = strong_ids(&ev);
+            let own_span = ev
+                .span_id
+                .as_deref()
+                .and_then(ids::normalize)
+                .map(|s| format!("span:{s}"));
+            for k in &ks {
+                let Some(h) = self.by_key.get(k) else {
+                    continue;
+                };
+                // A parent span id is shared by every attempt its caller made:
+                // as weak as the trace id.
+                let via = if strong.contains(k) {
+                    Via::Id
+                } else if own_span.as_ref() == Some(k) {
+                    Via::Span
+                } else {
+                    Via::Trace
+                };
+                for &s in h.as_slice() {
+                    if let Some((_, v)) = reached.iter_mut().find(|(x, _)| *x == s) {
+                        *v = (*v).max(via);
+                    }
                 }
             }
         }
@@ -493,6 +511,16 @@ impl Correlator {
                 }
             }
             let target = self.slots[slot as usize].as_mut().expect("open slot");
+            // Its gateway lines' clients now point at the request they joined.
+            for line in &o.gateway {
+                let Some(c) = &line.client else { continue };
+                if let Some(list) = self.by_client.get_mut(c) {
+                    list.retain(|&(x, g)| !(x == other && g == o.generation));
+                    if !list.contains(&(slot, target.generation)) {
+                        list.push((slot, target.generation));
+                    }
+                }
+            }
             for k in o.keys {
                 if !target.keys.contains(&k) {
                     target.keys.push(k);
@@ -538,15 +566,18 @@ impl Correlator {
                 let generation = self.slots[slot as usize]
                     .as_ref()
                     .map_or(0, |o| o.generation);
-                let list = self.by_client.entry(c.clone()).or_default();
-                if list.len() >= 64 {
-                    let slots = &self.slots;
-                    list.retain(|&(s, g)| Self::is_open(slots, s, g));
+                let list = self
+                    .by_client
+                    .entry(c.clone())
+                    .or_insert_with(|| Vec::with_capacity(1));
+                if !list.contains(&(slot, generation)) {
+                    list.push((slot, generation));
                 }
-                list.push((slot, generation));
             }
             let waiting = line.client.is_some() && !self.pending_logs.is_empty();
             let target = self.slots[slot as usize].as_mut().expect("open slot");
+            // Almost every request has one gateway line: no spare capacity.
+            target.gateway.reserve_exact(1);
             target.gateway.push(line);
             if waiting {
                 self.retry_pending_logs();
@@ -685,9 +716,20 @@ impl Correlator {
         start: i64,
         reached: &mut [(u32, Via)],
     ) -> (Option<u32>, Vec<u32>) {
-        if reached.is_empty() {
-            return (None, Vec::new());
+        match (reached, own_line) {
+            ([], _) => (None, Vec::new()),
+            ([(only, _)], None) => (Some(*only), Vec::new()),
+            (reached, _) => self.choose_among(ev, own_line, start, reached),
         }
+    }
+
+    fn choose_among(
+        &mut self,
+        ev: &Event,
+        own_line: Option<&GatewayLine>,
+        start: i64,
+        reached: &mut [(u32, Via)],
+    ) -> (Option<u32>, Vec<u32>) {
         let lines = |s: u32| -> &[GatewayLine] {
             self.slots[s as usize]
                 .as_ref()
@@ -722,8 +764,9 @@ impl Correlator {
         let ts = ev.ts.unwrap_or(start);
         let fit = |l: &[GatewayLine]| -> (bool, bool, i64) {
             let continues = parent.is_some()
-                && l.iter()
-                    .any(|g| g.parent_span.is_some() && g.parent_span == parent);
+                && l.iter().any(|g| {
+                    g.parent_span.is_some() && g.parent_span.as_deref() == parent.as_deref()
+                });
             let inside = l.iter().any(|g| g.start <= ts && ts <= g.end);
             let distance = l
                 .iter()
@@ -879,6 +922,17 @@ impl Correlator {
         self.free.push(s);
         self.open -= 1;
         self.buffered -= open.events.len();
+        // The client index holds open requests only: memory stays bounded by
+        // the window, whatever the number of distinct clients.
+        for line in &open.gateway {
+            let Some(c) = &line.client else { continue };
+            if let Some(list) = self.by_client.get_mut(c) {
+                list.retain(|&(x, g)| !(x == s && g == open.generation));
+                if list.is_empty() {
+                    self.by_client.remove(c);
+                }
+            }
+        }
         for k in &open.keys {
             if let Some(h) = self.by_key.get_mut(k) {
                 if h.remove(s) {

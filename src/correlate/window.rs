@@ -37,15 +37,18 @@ struct Open {
 /// What tells one gateway request from another that shares its trace id.
 #[derive(Debug, Clone)]
 struct GatewayLine {
-    /// Its request and correlation ids, normalised.
-    ids: Vec<String>,
+    /// Its request and correlation ids, as logged (normalised when compared,
+    /// which is rare: only when gateway requests meet).
+    request_id: Option<crate::event::Text>,
+    correlation_id: Option<crate::event::Text>,
     file: Option<std::sync::Arc<str>>,
     method: Option<crate::event::Text>,
     path: Option<crate::event::Text>,
     /// When it started and ended (ns), for placing events that carry only a trace id.
     start: i64,
     end: i64,
-    /// The caller's span (from `traceparent`): the entry span of this attempt is its child.
+    /// The caller's span (from `traceparent`), as logged: the entry span of
+    /// this attempt is its child.
     parent_span: Option<crate::event::Text>,
     /// The client address without its port, for joining error-log lines.
     client: Option<crate::event::Text>,
@@ -53,26 +56,26 @@ struct GatewayLine {
     upstream: Option<crate::event::Text>,
     /// The gateway answered with a failure.
     failed: bool,
+    /// How precise its times are (1 s for `$time_local`): overlaps are judged within it.
+    precision: i64,
 }
 
 impl GatewayLine {
     fn of(ev: &Event, start: i64) -> GatewayLine {
         let end = start + ev.duration_ms.map_or(0, |d| (d * 1e6) as i64);
         GatewayLine {
-            ids: strong_ids(ev),
+            request_id: ev.request_id.clone(),
+            correlation_id: ev.correlation_id.clone(),
             file: ev.origin.as_ref().map(|o| o.file.clone()),
             method: ev.method.clone(),
             path: ev.path.clone(),
             start,
             end,
-            parent_span: ev
-                .parent_span_id
-                .as_deref()
-                .and_then(ids::normalize)
-                .map(crate::event::Text::from),
+            parent_span: ev.parent_span_id.clone(),
             client: ev.client_ip.as_deref().map(errorlog::client_key),
             upstream: ev.upstream_addr.clone(),
             failed: ev.status.is_some_and(|s| s >= 400) || ev.gateway_error.is_some(),
+            precision: ev.ts_precision_ns,
         }
     }
 
@@ -82,9 +85,26 @@ impl GatewayLine {
     /// (nginx `log_subrequest on`: an `auth_request` line with the same id,
     /// inside the request's time). Two lines of one file that share an id but
     /// not their time are two requests (a client reusing its id).
+    /// Its request and correlation ids, normalised.
+    fn ids(&self) -> Vec<String> {
+        [self.request_id.as_deref(), self.correlation_id.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter_map(ids::normalize)
+            .collect()
+    }
+
+    /// The caller's span, normalised.
+    fn parent(&self) -> Option<String> {
+        self.parent_span.as_deref().and_then(ids::normalize)
+    }
+
     fn same_request(&self, other: &GatewayLine) -> bool {
-        let shared_id = self.ids.iter().any(|i| other.ids.contains(i));
-        let overlap = self.start <= other.end && other.start <= self.end;
+        let theirs = other.ids();
+        let shared_id = self.ids().iter().any(|i| theirs.contains(i));
+        // Times written to the second may each be up to a second early.
+        let p = self.precision.max(other.precision);
+        let overlap = self.start <= other.end + p && other.start <= self.end + p;
         if self.file.is_some() && self.file == other.file {
             return shared_id && overlap;
         }
@@ -301,6 +321,9 @@ pub struct Correlator {
     /// Open requests with a gateway line, by that line's client address:
     /// where a gateway's error-log lines look for their request.
     by_client: FxHashMap<crate::event::Text, Vec<(u32, u64)>>,
+    /// The client index is built when the first error-log line comes, and
+    /// kept from then on: runs without error logs never pay for it.
+    clients_indexed: bool,
     /// Error-log lines that came before their access line, oldest first.
     pending_logs: std::collections::VecDeque<(i64, Event)>,
     /// Gateway error-log lines that joined no request (start-up, reloads,
@@ -332,6 +355,7 @@ impl Correlator {
             buffered: 0,
             stats: WindowStats::default(),
             by_client: FxHashMap::default(),
+            clients_indexed: false,
             pending_logs: std::collections::VecDeque::new(),
             context: FxHashMap::default(),
         }
@@ -547,7 +571,10 @@ impl Correlator {
                     self.slots[*s as usize].as_ref().is_some_and(|o| {
                         o.gateway.iter().any(|g| {
                             g.file == line.file
-                                && g.ids.iter().any(|i| line.ids.contains(i))
+                                && {
+                                    let mine = line.ids();
+                                    g.ids().iter().any(|i| mine.contains(i))
+                                }
                                 && !g.same_request(&line)
                         })
                     })
@@ -562,7 +589,7 @@ impl Correlator {
                     }
                 }
             }
-            if let Some(c) = &line.client {
+            if let (true, Some(c)) = (self.clients_indexed, &line.client) {
                 let generation = self.slots[slot as usize]
                     .as_ref()
                     .map_or(0, |o| o.generation);
@@ -599,6 +626,20 @@ impl Correlator {
         if ev.client_ip.is_none() {
             self.count_context(&ev);
             return;
+        }
+        if !self.clients_indexed {
+            self.clients_indexed = true;
+            for (s, open) in self.slots.iter().enumerate() {
+                let Some(open) = open else { continue };
+                for line in &open.gateway {
+                    if let Some(c) = &line.client {
+                        let list = self.by_client.entry(c.clone()).or_default();
+                        if !list.contains(&(s as u32, open.generation)) {
+                            list.push((s as u32, open.generation));
+                        }
+                    }
+                }
+            }
         }
         match self.best_line_for(&ev) {
             Some(m) => self.attach_log(ev, m, t),
@@ -764,9 +805,8 @@ impl Correlator {
         let ts = ev.ts.unwrap_or(start);
         let fit = |l: &[GatewayLine]| -> (bool, bool, i64) {
             let continues = parent.is_some()
-                && l.iter().any(|g| {
-                    g.parent_span.is_some() && g.parent_span.as_deref() == parent.as_deref()
-                });
+                && l.iter()
+                    .any(|g| g.parent_span.is_some() && g.parent().as_deref() == parent.as_deref());
             let inside = l.iter().any(|g| g.start <= ts && ts <= g.end);
             let distance = l
                 .iter()

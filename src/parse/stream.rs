@@ -167,6 +167,18 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
                     let m = prev.message.get_or_insert_with(Default::default);
                     m.push('\n');
                     m.push_str(&text);
+                    // The folded lines are the event's stack trace, and its
+                    // last `Type: message` line names the error (Python's
+                    // traceback, Java's `Caused by:` aside).
+                    let stack = prev.error_stack.get_or_insert_with(Default::default);
+                    if !stack.is_empty() {
+                        stack.push('\n');
+                    }
+                    stack.push_str(&text);
+                    if let Some((ty, msg)) = exception_line(&text) {
+                        prev.error_type = Some(ty.into());
+                        prev.error_message = Some(msg.into());
+                    }
                     true
                 });
             if !folded {
@@ -185,6 +197,20 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
         errors,
         context,
     }
+}
+
+/// `ValueError: amount must be > 0` or `java.net.ConnectException: Connection
+/// refused` at the start of a stack-trace line: the exception's type and
+/// message.
+fn exception_line(line: &str) -> Option<(&str, &str)> {
+    let line = line
+        .trim_start()
+        .strip_prefix("Caused by: ")
+        .unwrap_or(line.trim_start());
+    let (ty, msg) = line.split_once(": ")?;
+    let ident = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$');
+    let named = ty.ends_with("Error") || ty.ends_with("Exception") || ty.ends_with("Exit");
+    (named && !ty.is_empty() && ty.chars().all(ident)).then_some((ty, msg))
 }
 
 /// What the wrapper said, kept on the event: its time when the inner line has

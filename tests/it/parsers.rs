@@ -310,7 +310,31 @@ fn stack_traces_fold_into_their_event_even_across_chunk_boundaries() {
                 "{msg}"
             );
             assert_eq!(msg.lines().count(), 5, "{msg}");
+            let e = &l.request.events[0];
+            assert_eq!(e.error_type.as_deref(), Some("ValueError"), "{msg}");
+            assert!(
+                e.error_message
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("amount must be > 0"),
+                "{msg}"
+            );
+            assert_eq!(
+                e.error_stack.as_deref().unwrap().lines().count(),
+                4,
+                "{msg}"
+            );
         } else {
+            // The root cause: the last `Caused by:`.
+            let e = &l.request.events[0];
+            assert_eq!(
+                (e.error_type.as_deref(), e.error_message.as_deref()),
+                (
+                    Some("java.net.ConnectException"),
+                    Some("Connection refused")
+                ),
+                "{msg}"
+            );
             assert!(
                 msg.contains("Caused by: java.net.ConnectException"),
                 "{msg}"

@@ -294,6 +294,15 @@ impl FieldMap {
                 }
             }
         }
+        if let (None, Some(stack)) = (&ev.error_type, &ev.error_stack) {
+            // A stack trace names its error on its first line (`Exception.ToString()`,
+            // Java's and Python's last line are read where lines are folded).
+            if let Some((ty, msg)) = stack.lines().next().and_then(exception_line) {
+                let (ty, msg) = (Text::from(ty), Text::from(msg));
+                ev.error_type = Some(ty);
+                ev.error_message.get_or_insert(msg);
+            }
+        }
         if ev.request_id.is_none() {
             // A request id among other text: a captured-header block, words
             // left after the format's last field (Apache `%{UNIQUE_ID}e`).
@@ -325,6 +334,20 @@ impl FieldMap {
         }
         Ok(())
     }
+}
+
+/// `ValueError: amount must be > 0` or `java.net.ConnectException: Connection
+/// refused` at the start of a stack-trace line: the exception's type and
+/// message.
+pub fn exception_line(line: &str) -> Option<(&str, &str)> {
+    let line = line
+        .trim_start()
+        .strip_prefix("Caused by: ")
+        .unwrap_or(line.trim_start());
+    let (ty, msg) = line.split_once(": ")?;
+    let ident = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$');
+    let named = ty.ends_with("Error") || ty.ends_with("Exception") || ty.ends_with("Exit");
+    (named && !ty.is_empty() && ty.chars().all(ident)).then_some((ty, msg))
 }
 
 /// `-` is every gateway's "no value" (docs/FORMATS.md §0).

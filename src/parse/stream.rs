@@ -175,7 +175,7 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
                         stack.push('\n');
                     }
                     stack.push_str(&text);
-                    if let Some((ty, msg)) = exception_line(&text) {
+                    if let Some((ty, msg)) = super::fields::exception_line(&text) {
                         prev.error_type = Some(ty.into());
                         prev.error_message = Some(msg.into());
                     }
@@ -197,20 +197,6 @@ pub fn parse_chunk(chunk: &Chunk) -> Parsed {
         errors,
         context,
     }
-}
-
-/// `ValueError: amount must be > 0` or `java.net.ConnectException: Connection
-/// refused` at the start of a stack-trace line: the exception's type and
-/// message.
-fn exception_line(line: &str) -> Option<(&str, &str)> {
-    let line = line
-        .trim_start()
-        .strip_prefix("Caused by: ")
-        .unwrap_or(line.trim_start());
-    let (ty, msg) = line.split_once(": ")?;
-    let ident = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$');
-    let named = ty.ends_with("Error") || ty.ends_with("Exception") || ty.ends_with("Exit");
-    (named && !ty.is_empty() && ty.chars().all(ident)).then_some((ty, msg))
 }
 
 /// What the wrapper said, kept on the event: its time when the inner line has

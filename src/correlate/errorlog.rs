@@ -41,7 +41,7 @@ pub struct Line<'a> {
     pub end: i64,
     pub failed: bool,
     /// The connections ([`connection`]) of the error lines it already holds.
-    pub conns: Vec<String>,
+    pub conns: &'a [String],
 }
 
 /// Which connection or worker wrote an error line: nginx's `*N` connection

@@ -87,11 +87,7 @@ impl GatewayLine {
     /// not their time are two requests (a client reusing its id).
     /// Its request and correlation ids, normalised.
     fn ids(&self) -> Vec<String> {
-        [self.request_id.as_deref(), self.correlation_id.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter_map(ids::normalize)
-            .collect()
+        normalized_ids(self.request_id.as_deref(), self.correlation_id.as_deref())
     }
 
     /// The caller's span, normalised.
@@ -115,11 +111,45 @@ impl GatewayLine {
 /// The ids that name one request (request and correlation ids), normalised;
 /// trace and span ids are shared by every request of a trace.
 fn strong_ids(ev: &Event) -> Vec<String> {
-    [ev.request_id.as_deref(), ev.correlation_id.as_deref()]
+    normalized_ids(ev.request_id.as_deref(), ev.correlation_id.as_deref())
+}
+
+fn normalized_ids(request_id: Option<&str>, correlation_id: Option<&str>) -> Vec<String> {
+    [request_id, correlation_id]
         .into_iter()
         .flatten()
         .filter_map(ids::normalize)
         .collect()
+}
+
+/// Open requests with a gateway line, by that line's client address (without
+/// its port): where a gateway's error-log lines look for their request.
+#[derive(Default)]
+struct ClientIndex(FxHashMap<crate::event::Text, Vec<(u32, u64)>>);
+
+impl ClientIndex {
+    fn add(&mut self, client: &crate::event::Text, slot: u32, generation: u64) {
+        let list = self
+            .0
+            .entry(client.clone())
+            .or_insert_with(|| Vec::with_capacity(1));
+        if !list.contains(&(slot, generation)) {
+            list.push((slot, generation));
+        }
+    }
+
+    fn remove(&mut self, client: &crate::event::Text, slot: u32, generation: u64) {
+        if let Some(list) = self.0.get_mut(client) {
+            list.retain(|&e| e != (slot, generation));
+            if list.is_empty() {
+                self.0.remove(client);
+            }
+        }
+    }
+
+    fn get(&self, client: &str) -> Option<&[(u32, u64)]> {
+        self.0.get(client).map(Vec::as_slice)
+    }
 }
 
 /// How an event reached an open request, strongest first.
@@ -318,9 +348,8 @@ pub struct Correlator {
     /// Events held in open requests.
     buffered: usize,
     pub stats: WindowStats,
-    /// Open requests with a gateway line, by that line's client address:
-    /// where a gateway's error-log lines look for their request.
-    by_client: FxHashMap<crate::event::Text, Vec<(u32, u64)>>,
+    /// Open gateway requests by client, for error-log lines.
+    by_client: ClientIndex,
     /// The client index is built when the first error-log line comes, and
     /// kept from then on: runs without error logs never pay for it.
     clients_indexed: bool,
@@ -354,7 +383,7 @@ impl Correlator {
             retained: Retained::default(),
             buffered: 0,
             stats: WindowStats::default(),
-            by_client: FxHashMap::default(),
+            by_client: ClientIndex::default(),
             clients_indexed: false,
             pending_logs: std::collections::VecDeque::new(),
             context: FxHashMap::default(),
@@ -536,13 +565,10 @@ impl Correlator {
             }
             let target = self.slots[slot as usize].as_mut().expect("open slot");
             // Its gateway lines' clients now point at the request they joined.
-            for line in &o.gateway {
-                let Some(c) = &line.client else { continue };
-                if let Some(list) = self.by_client.get_mut(c) {
-                    list.retain(|&(x, g)| !(x == other && g == o.generation));
-                    if !list.contains(&(slot, target.generation)) {
-                        list.push((slot, target.generation));
-                    }
+            if self.clients_indexed {
+                for c in o.gateway.iter().filter_map(|l| l.client.as_ref()) {
+                    self.by_client.remove(c, other, o.generation);
+                    self.by_client.add(c, slot, target.generation);
                 }
             }
             for k in o.keys {
@@ -593,13 +619,7 @@ impl Correlator {
                 let generation = self.slots[slot as usize]
                     .as_ref()
                     .map_or(0, |o| o.generation);
-                let list = self
-                    .by_client
-                    .entry(c.clone())
-                    .or_insert_with(|| Vec::with_capacity(1));
-                if !list.contains(&(slot, generation)) {
-                    list.push((slot, generation));
-                }
+                self.by_client.add(c, slot, generation);
             }
             let waiting = line.client.is_some() && !self.pending_logs.is_empty();
             let target = self.slots[slot as usize].as_mut().expect("open slot");
@@ -631,13 +651,8 @@ impl Correlator {
             self.clients_indexed = true;
             for (s, open) in self.slots.iter().enumerate() {
                 let Some(open) = open else { continue };
-                for line in &open.gateway {
-                    if let Some(c) = &line.client {
-                        let list = self.by_client.entry(c.clone()).or_default();
-                        if !list.contains(&(s as u32, open.generation)) {
-                            list.push((s as u32, open.generation));
-                        }
-                    }
+                for c in open.gateway.iter().filter_map(|l| l.client.as_ref()) {
+                    self.by_client.add(c, s as u32, open.generation);
                 }
             }
         }
@@ -679,7 +694,7 @@ impl Correlator {
                     start: line.start,
                     end: line.end,
                     failed: line.failed,
-                    conns: conns.clone(),
+                    conns: &conns,
                 };
                 if let Some(score) = errorlog::score(ev, &view) {
                     scored.push((s, score));
@@ -964,13 +979,9 @@ impl Correlator {
         self.buffered -= open.events.len();
         // The client index holds open requests only: memory stays bounded by
         // the window, whatever the number of distinct clients.
-        for line in &open.gateway {
-            let Some(c) = &line.client else { continue };
-            if let Some(list) = self.by_client.get_mut(c) {
-                list.retain(|&(x, g)| !(x == s && g == open.generation));
-                if list.is_empty() {
-                    self.by_client.remove(c);
-                }
+        if self.clients_indexed {
+            for c in open.gateway.iter().filter_map(|l| l.client.as_ref()) {
+                self.by_client.remove(c, s, open.generation);
             }
         }
         for k in &open.keys {

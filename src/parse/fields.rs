@@ -92,6 +92,8 @@ const _: () = assert!(
 #[derive(Debug, Clone)]
 struct Rule {
     target: Target,
+    /// `target.bit()`, once: the per-line loop only tests it.
+    bit: u64,
     unit_factor: f64,
     time: TimeFormat,
     ignore: Vec<String>,
@@ -173,6 +175,7 @@ impl FieldMap {
             let idx = rules.len();
             rules.push(Rule {
                 target,
+                bit: target.bit(),
                 unit_factor: unit_factor(opts.unit.as_deref(), target)?,
                 time: opts
                     .time
@@ -265,7 +268,7 @@ impl FieldMap {
         // defaults): the first that has a value wins.
         let mut filled = 0u64;
         for (rule, value) in self.rules.iter().zip(fill.chosen) {
-            let bit = rule.target.bit();
+            let bit = rule.bit;
             if let Some((_, v)) = value {
                 // A value that means "nothing to report" counts as absent.
                 let v = v.trim();

@@ -356,12 +356,26 @@ fn a_gateway_time_to_the_second_is_not_skew_and_is_placed_by_its_spans() {
         l["request_id"].as_str().unwrap(),
         path,
     ]));
-    let first = out
+    let offsets: Vec<(f64, &str)> = out
         .lines()
-        .find(|l| l.trim_start().starts_with('+'))
+        .filter_map(|l| {
+            let t = l.trim_start().strip_prefix('+')?;
+            let (ms, rest) = t.split_once(" ms")?;
+            Some((ms.parse().ok()?, rest.trim_start()))
+        })
+        .collect();
+    assert!(
+        offsets[0].1.starts_with("gateway"),
+        "the gateway line comes first: {out}"
+    );
+    // Drawn just before its entry span, not up to a second earlier.
+    let span = offsets
+        .iter()
+        .find(|(_, what)| what.starts_with("span"))
         .unwrap();
     assert!(
-        first.contains("gateway"),
-        "the gateway line comes first: {out}"
+        span.0 < 5.0,
+        "the entry span starts {} ms after the gateway line: {out}",
+        span.0
     );
 }

@@ -3,17 +3,21 @@
 
 use crate::common::*;
 
-/// Analyses one file of lines and returns (label, rule) of its single request.
-fn verdict_of(name: &str, line: &str) -> (String, String) {
+/// The single request of a one-line file `name`, read without input errors.
+fn only_request(name: &str, line: &str) -> tracejoin::labelled::Labelled {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join(name);
     std::fs::write(&p, format!("{line}\n")).unwrap();
     let a = analyze(&[&p]);
     assert_eq!(a.input_error_count(), 0, "{line}: {:?}", a.info.files);
     assert_eq!(a.requests.len(), 1, "{line}");
-    let v = a.requests[0]
+    a.requests.into_iter().next().unwrap()
+}
+
+/// Analyses one file of lines and returns (label, rule) of its single request.
+fn verdict_of(name: &str, line: &str) -> (String, String) {
+    let v = only_request(name, line)
         .verdict
-        .as_ref()
         .unwrap_or_else(|| panic!("not failed: {line}"));
     (v.label.to_string(), v.rule.clone())
 }
@@ -183,13 +187,7 @@ fn nginx_limit_req_and_client_aborts() {
 
 /// Whether the single request of a one-line file failed.
 fn failed(name: &str, line: &str) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join(name);
-    std::fs::write(&p, format!("{line}\n")).unwrap();
-    let a = analyze(&[&p]);
-    assert_eq!(a.input_error_count(), 0, "{line}: {:?}", a.info.files);
-    assert_eq!(a.requests.len(), 1, "{line}");
-    a.requests[0].request.failed
+    only_request(name, line).request.failed
 }
 
 /// Indicator values that mean all went well never make a request failed:

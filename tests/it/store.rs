@@ -31,6 +31,20 @@ fn write_store(inputs: &Path, store: &Path) {
     );
 }
 
+/// Runs a Python script of the real-stack venv (DuckDB); its stdout.
+fn run_python(python: &str, script: &str) -> std::process::Output {
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn query(store: &Path, sql: &str) -> Vec<Value> {
     let out = tracejoin(&[
         "query",
@@ -320,15 +334,7 @@ fn duckdb_reads_the_store_as_it_is() {
          print(json.dumps({{'labels': dict(r), 'upstream_spans': e[0], 'hive': [str(x) for x in h[0]]}}))\n",
         store.path().display()
     );
-    let out = std::process::Command::new(python)
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_python(&python, &script);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = query(
         store.path(),
@@ -534,15 +540,7 @@ fn a_store_written_before_a_column_existed_reads_it_as_null() {
          \x20   assert 'error_type' not in [c[0] for c in duckdb.sql(f\"DESCRIBE SELECT * FROM read_parquet('{{f}}')\").fetchall()]\n",
         store.path().display()
     );
-    let out = std::process::Command::new(python)
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python(&python, &script);
     let rows = query(
         store.path(),
         "SELECT count(*) AS n, count(error_type) AS typed FROM events",

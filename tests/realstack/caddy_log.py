@@ -24,6 +24,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+_HELD = []
+
+
+def dead_port():
+    """A port refused for the whole run: bound, never listening, so that a
+    service of a test running beside this one cannot take it."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD.append(s)
+    return s.getsockname()[1]
+
+
 def wait_listen(port, timeout=15):
     want = ":%04X" % port
     end = time.time() + timeout
@@ -53,7 +65,7 @@ def main():
     log_path, truth_path = sys.argv[1], sys.argv[2]
     up = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=up.serve_forever, daemon=True).start()
-    port, dead = free_port(), free_port()
+    port, dead = free_port(), dead_port()
     work = tempfile.mkdtemp(prefix="tracejoin-caddy-")
     caddyfile = os.path.join(work, "Caddyfile")
     with open(caddyfile, "w") as f:

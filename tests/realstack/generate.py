@@ -605,6 +605,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+_HELD = []
+
+
+def dead_port():
+    """A port nothing listens on for the whole run (connections are refused):
+    kept bound, never listening, so that no other process - a service of a
+    generator running beside this one - can take it and answer in its place."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD.append(s)
+    return s.getsockname()[1]
+
+
 def wait_port(port, timeout=10):
     """Waits for a listener without connecting to it: a probe connection would
     be logged by the gateway as a request of its own."""
@@ -729,7 +742,7 @@ def start_gateway(args, prefix, out, port, orders, payments, fixtures):
         conf = NGINX_INGRESS_CONF.format(
             user="user root;" if os.geteuid() == 0 else "",
             prefix=prefix, out=out, port=port, orders_port=orders.port, payments_port=payments.port,
-            dead_port=free_port(), default_backend_port=free_port(),
+            dead_port=dead_port(), default_backend_port=free_port(),
         )
         conf_path = os.path.join(prefix, "nginx.conf")
         with open(conf_path, "w") as f:
@@ -746,7 +759,7 @@ def start_gateway(args, prefix, out, port, orders, payments, fixtures):
         conf = NGINX_CONF.format(
             user="user root;" if os.geteuid() == 0 else "",
             prefix=prefix, out=out, port=port, orders_port=orders.port, payments_port=payments.port,
-            dead_port=free_port(), extra_logs=extra_logs, error_log=error_log,
+            dead_port=dead_port(), extra_logs=extra_logs, error_log=error_log,
         )
         conf_path = os.path.join(prefix, "nginx.conf")
         with open(conf_path, "w") as f:
@@ -756,7 +769,7 @@ def start_gateway(args, prefix, out, port, orders, payments, fixtures):
         os.chmod(prefix, 0o755)  # the worker user reads htpasswd
         template = APACHE_UNIQUE_ID_CONF if args.profile == "unique_id" else APACHE_CONF
         conf = template.format(prefix=prefix, out=out, port=port, orders_port=orders.port,
-                               payments_port=payments.port, dead_port=free_port(),
+                               payments_port=payments.port, dead_port=dead_port(),
                                header_condition=args.apache_header_condition,
                                user="User www-data\nGroup www-data" if os.geteuid() == 0 else "")
         conf_path = os.path.join(prefix, "apache.conf")
@@ -765,7 +778,7 @@ def start_gateway(args, prefix, out, port, orders, payments, fixtures):
         return subprocess.Popen([args.apache, "-f", conf_path, "-DFOREGROUND"])
     if args.gateway == "caddy":
         conf = CADDY_UUID_CONF.format(prefix=prefix, out=out, port=port, orders_port=orders.port,
-                                      payments_port=payments.port, dead_port=free_port())
+                                      payments_port=payments.port, dead_port=dead_port())
         conf_path = os.path.join(prefix, "Caddyfile")
         with open(conf_path, "w") as f:
             f.write(conf)
@@ -776,7 +789,7 @@ def start_gateway(args, prefix, out, port, orders, payments, fixtures):
                                 env=env, stdout=runtime_log, stderr=runtime_log)
     template = HAPROXY_CAPTURE_CONF if args.profile == "capture" else HAPROXY_CONF
     conf = template.format(port=port, orders_port=orders.port, payments_port=payments.port,
-                           dead_port=free_port())
+                           dead_port=dead_port())
     conf_path = os.path.join(prefix, "haproxy.cfg")
     with open(conf_path, "w") as f:
         f.write(conf)

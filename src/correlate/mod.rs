@@ -16,7 +16,7 @@ pub use window::{Closed, Correlator, LiveLimits, WindowStats};
 
 use crate::event::ids;
 pub use crate::event::ids::keys;
-use crate::event::{text_enum, text_of, Event, Source, SpanKind, SpanStatus, Text};
+use crate::event::{text_enum, text_of, Event, Level, Source, SpanKind, SpanStatus, Text};
 use std::borrow::Cow;
 
 text_enum! {
@@ -39,6 +39,10 @@ text_enum! {
         /// Another gateway line of the same log carried this request's id (a
         /// client reusing its request id): kept apart, not merged.
         ReusedId = "reused_id",
+        /// It did not fail, yet met an error on the way (a dependency call
+        /// retried with success, an error a service logged and got past):
+        /// noted, never a failure.
+        Recovered = "recovered",
     }
 }
 
@@ -317,6 +321,9 @@ pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
         || g.is_some_and(|e| e.gateway_error.is_some())
         || s.and_then(|e| e.span.as_ref())
             .is_some_and(|sp| sp.status == SpanStatus::Error);
+    if !failed && events.iter().any(met_an_error) {
+        flags.push(Flag::Recovered);
+    }
     let service = s
         .and_then(|e| e.service.clone())
         .or_else(|| {
@@ -352,5 +359,19 @@ pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
         gateway,
         server_span,
         events,
+    }
+}
+
+/// An error span or exception, or an error a service logged.
+fn met_an_error(e: &Event) -> bool {
+    match e.source() {
+        Source::Span => e
+            .span
+            .as_deref()
+            .is_some_and(|s| s.status == SpanStatus::Error || !s.exceptions.is_empty()),
+        Source::Backend | Source::OtelLog => {
+            matches!(e.level, Some(Level::Error | Level::Fatal)) || e.error_type.is_some()
+        }
+        Source::Gateway | Source::GatewayLog => false,
     }
 }

@@ -486,6 +486,21 @@ pub fn value_text(v: FieldValue<'_>) -> Cow<'_, str> {
 }
 
 impl Event {
+    /// The first exception recorded on a span is the span's error, as a
+    /// logger's error object would be (fields already set are kept).
+    pub fn adopt_exception(&mut self, x: Option<&SpanException>) {
+        if let Some(x) = x {
+            self.error_type = self
+                .error_type
+                .take()
+                .or(x.r#type.as_deref().map(Text::from));
+            self.error_message = self
+                .error_message
+                .take()
+                .or(x.message.as_deref().map(Text::from));
+        }
+    }
+
     pub fn source(&self) -> Source {
         self.source.unwrap_or(Source::Backend)
     }

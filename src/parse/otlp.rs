@@ -237,15 +237,7 @@ pub fn trace_events(
                     })
                     .collect();
                 let status_message = status.map(|s| s.message.clone()).filter(|m| !m.is_empty());
-                // The first exception recorded on the span is its error, as a
-                // logger's error object would be.
-                if let Some(x) = exceptions.first() {
-                    ev.error_type = ev.error_type.take().or(x.r#type.as_deref().map(Text::from));
-                    ev.error_message = ev
-                        .error_message
-                        .take()
-                        .or(x.message.as_deref().map(Text::from));
-                }
+                ev.adopt_exception(exceptions.first());
                 if code == SpanStatus::Error {
                     ev.level = Some(Level::Error);
                 }

@@ -76,6 +76,8 @@ pub(super) fn to_event(x: &ExampleEvent, i: usize) -> Result<Event, String> {
             ));
         }
     }
+    let first = ev.span.as_ref().and_then(|s| s.exceptions.first().cloned());
+    ev.adopt_exception(first.as_ref());
     Ok(ev)
 }
 

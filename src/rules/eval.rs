@@ -1,3 +1,4 @@
+use super::causal::Causal;
 use super::pack::{Pack, RuleDef};
 use super::{Evidence, Label, Verdict};
 use crate::correlate::Request;
@@ -41,17 +42,19 @@ pub struct Evaluator {
     root: Context<'static, 'static>,
 }
 
-type Memo = HashMap<String, Option<Decision>>;
+type Memo = HashMap<String, Decision>;
 
 /// Memo entries kept per thread before the memo starts over.
 const MEMO_CAP: usize = 100_000;
 
-/// Which rule won, the events that proved it, and the best rule of another label.
-#[derive(Debug, Clone)]
+/// The rules that fired on a request, in priority order, with the events
+/// each matched. Every `causal` rule is tried; other rules until the first
+/// that fires and the next one of another label. Which one wins is settled
+/// per request ([`Engine::choose`]): it depends on the span tree and times,
+/// which the memo key does not hold.
+#[derive(Debug, Clone, Default)]
 struct Decision {
-    winner: usize,
-    matched: Vec<usize>,
-    second: Option<(usize, Vec<usize>)>,
+    fired: Vec<(usize, Vec<usize>)>,
 }
 
 /// Field names the rules read, per variable.
@@ -312,14 +315,16 @@ impl Engine {
             }
             None => self.decide(ev, req),
         };
-        Some(match decision {
-            Some(d) => self.verdict(req, d),
+        Some(match self.choose(req, decision) {
+            Some((winner, matched, outranked, causal)) => {
+                self.verdict(req, winner, matched, outranked, causal)
+            }
             None => unknown_verdict(req),
         })
     }
 
-    /// Runs the rules in priority order (CEL).
-    fn decide(&self, ev: &Evaluator, req: &Request) -> Option<Decision> {
+    /// Runs the rules in priority order (CEL): which fire, on which events.
+    fn decide(&self, ev: &Evaluator, req: &Request) -> Decision {
         let events: Vec<Value> = req.events.iter().map(event_value).collect();
         let mut scope = ev.root.new_inner_scope();
         scope.add_variable_from_value("request", request_value(req));
@@ -337,12 +342,14 @@ impl Engine {
         );
         scope.add_variable_from_value("events", Value::List(Arc::new(events.clone())));
 
-        let mut winner: Option<(usize, Vec<usize>)> = None;
+        let mut fired: Vec<(usize, Vec<usize>)> = Vec::new();
+        // The first non-causal rule that fired, and whether a later one of
+        // another label did too: then no further non-causal rule matters.
+        let mut first_plain: Option<Label> = None;
+        let mut plain_done = false;
         for (idx, rule) in self.rules.iter().enumerate() {
-            // After the winner, look only for the best rule with another label:
-            // disagreeing evidence is shown, not hidden.
-            if let Some((w, _)) = &winner {
-                if self.rules[*w].def.label == rule.def.label {
+            if !rule.def.causal {
+                if plain_done || first_plain == Some(rule.def.label) {
                     continue;
                 }
             }
@@ -383,34 +390,104 @@ impl Engine {
                     m
                 }
             };
-            match winner {
-                None => winner = Some((idx, matched)),
-                Some((w, m)) => {
-                    return Some(Decision {
-                        winner: w,
-                        matched: m,
-                        second: Some((idx, matched)),
-                    })
+            if !rule.def.causal {
+                match first_plain {
+                    None => first_plain = Some(rule.def.label),
+                    Some(_) => plain_done = true,
                 }
             }
+            fired.push((idx, matched));
         }
-        winner.map(|(winner, matched)| Decision {
-            winner,
-            matched,
-            second: None,
-        })
+        Decision { fired }
     }
 
-    fn verdict(&self, req: &Request, d: Decision) -> Verdict {
-        let rule = &self.rules[d.winner];
-        // Cite what the services said first: a log line explains better than a span name.
-        let mut matched = d.matched;
-        matched.sort_by_key(|&i| match req.events[i].source() {
-            Source::Backend | Source::OtelLog => 0,
-            Source::Span => 1,
-            Source::GatewayLog => 2,
-            Source::Gateway => 3,
-        });
+    /// The winning rule and its evidence, and the outranked rules of other
+    /// labels with theirs. Evidence the request recovered from (a retried call
+    /// that then succeeded) is set aside first. When the best rule is causal,
+    /// every causal rule competes by the causal order of its first evidence;
+    /// equal ones by priority.
+    fn choose(
+        &self,
+        req: &Request,
+        d: Decision,
+    ) -> Option<(usize, Vec<usize>, Vec<(usize, Vec<usize>)>, Option<Causal>)> {
+        let causal = Causal::of(req);
+        let fired: Vec<(usize, Vec<usize>)> = d
+            .fired
+            .into_iter()
+            .filter_map(|(r, mut m)| {
+                if self.rules[r].def.evidence.is_some() {
+                    m.retain(|&i| !causal.recovered(i));
+                }
+                (!m.is_empty()).then_some((r, m))
+            })
+            .collect();
+        let top = fired.first()?.0;
+        let (win, order) = if self.rules[top].def.causal {
+            let mut best: Option<(usize, usize)> = None; // (position in fired, first event)
+            for (pos, (r, m)) in fired.iter().enumerate() {
+                if !self.rules[*r].def.causal {
+                    continue;
+                }
+                let first = causal.first(m).expect("matched is not empty");
+                if best.is_none_or(|(_, b)| causal.precedes(first, b)) {
+                    best = Some((pos, first));
+                }
+            }
+            (best.expect("the top rule is causal").0, Some(causal))
+        } else {
+            (0, None)
+        };
+        let mut fired = fired;
+        let (winner, matched) = fired.remove(win);
+        let label = self.rules[winner].def.label;
+        let mut outranked: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (r, m) in fired {
+            let l = self.rules[r].def.label;
+            if l == label || outranked.iter().any(|(o, _)| self.rules[*o].def.label == l) {
+                continue;
+            }
+            // A causal winner lists every other cause the services gave; a
+            // plain one the best rule of another label.
+            if order.is_some() && !self.rules[r].def.causal && !outranked.is_empty() {
+                continue;
+            }
+            outranked.push((r, m));
+            if order.is_none() {
+                break;
+            }
+        }
+        Some((winner, matched, outranked, order))
+    }
+
+    fn verdict(
+        &self,
+        req: &Request,
+        winner: usize,
+        mut matched: Vec<usize>,
+        outranked: Vec<(usize, Vec<usize>)>,
+        causal: Option<Causal>,
+    ) -> Verdict {
+        let rule = &self.rules[winner];
+        match &causal {
+            // The cause first: the event that started the failure.
+            Some(c) => matched.sort_by(|&a, &b| {
+                if a == b {
+                    std::cmp::Ordering::Equal
+                } else if c.precedes(a, b) {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                }
+            }),
+            // Cite what the services said first: a log line explains better than a span name.
+            None => matched.sort_by_key(|&i| match req.events[i].source() {
+                Source::Backend | Source::OtelLog => 0,
+                Source::Span => 1,
+                Source::GatewayLog => 2,
+                Source::Gateway => 3,
+            }),
+        }
         let first = &req.events[matched[0]];
         let explanation = fill_template(&rule.def.explain, req, first);
         let mut evidence: Vec<Evidence> = matched
@@ -423,14 +500,25 @@ impl Engine {
                 evidence.push(evidence_of(&req.events[g], None));
             }
         }
-        if let Some((other, m)) = d.second {
+        let mut cited = matched.clone();
+        for (other, m) in outranked {
             let other = &self.rules[other];
-            for &i in m.iter().take(2) {
-                if !matched.contains(&i) && Some(i) != req.gateway {
+            let m: Vec<usize> = match &causal {
+                Some(c) if other.def.causal => c.first(&m).into_iter().collect(),
+                _ => m.into_iter().take(2).collect(),
+            };
+            for i in m {
+                if !cited.contains(&i) && Some(i) != req.gateway {
+                    cited.push(i);
+                    let why = if causal.is_some() && other.def.causal {
+                        "later in the causal chain"
+                    } else {
+                        "outranked"
+                    };
                     evidence.push(evidence_of(
                         &req.events[i],
                         Some(format!(
-                            "also suggests {} (rule {}), outranked",
+                            "also suggests {} (rule {}), {why}",
                             other.def.label, other.def.name
                         )),
                     ));

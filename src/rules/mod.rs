@@ -1,9 +1,12 @@
 //! The rules engine: rule packs (`rules/*.toml`) with CEL conditions evaluated
 //! over a request timeline; the highest-priority rule that fires gives the
-//! label, its matching events are the evidence.
+//! label, its matching events are the evidence. Among rules whose evidence is
+//! the services' own word (`causal`), the cause first in the request's causal
+//! chain wins.
 //!
 //! Knows no parsing or output. Rules run only for failed requests.
 
+mod causal;
 mod check;
 mod eval;
 pub mod pack;

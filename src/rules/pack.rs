@@ -25,6 +25,12 @@ pub struct RuleDef {
     /// Higher wins. Causes closer to the origin (backend, span) rank above the
     /// gateway's view of them, and flags above bare status codes.
     pub priority: i32,
+    /// The rule's evidence is what a service or span said about this request
+    /// itself. When such rules of different labels fire, the cause that
+    /// happened first in the request's causal chain wins (the deepest span,
+    /// then the earliest event), whatever their priorities.
+    #[serde(default)]
+    pub causal: bool,
     #[serde(default)]
     pub description: String,
     /// CEL over `request`, `gateway`, `server_span`, `events`. Default: true.

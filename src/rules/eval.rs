@@ -57,6 +57,15 @@ struct Decision {
     fired: Vec<(usize, Vec<usize>)>,
 }
 
+/// The rule that won on one request, the events it cites, the rules of other
+/// labels it outranked with theirs, and the causal order when it decided.
+struct Choice {
+    winner: usize,
+    matched: Vec<usize>,
+    outranked: Vec<(usize, Vec<usize>)>,
+    causal: Option<Causal>,
+}
+
 /// Field names the rules read, per variable.
 #[derive(Debug, Default)]
 struct Refs {
@@ -316,9 +325,7 @@ impl Engine {
             None => self.decide(ev, req),
         };
         Some(match self.choose(req, decision) {
-            Some((winner, matched, outranked, causal)) => {
-                self.verdict(req, winner, matched, outranked, causal)
-            }
+            Some(c) => self.verdict(req, c),
             None => unknown_verdict(req),
         })
     }
@@ -348,10 +355,8 @@ impl Engine {
         let mut first_plain: Option<Label> = None;
         let mut plain_done = false;
         for (idx, rule) in self.rules.iter().enumerate() {
-            if !rule.def.causal {
-                if plain_done || first_plain == Some(rule.def.label) {
-                    continue;
-                }
+            if !rule.def.causal && (plain_done || first_plain == Some(rule.def.label)) {
+                continue;
             }
             if let Some(when) = &rule.when {
                 match when.execute(&scope) {
@@ -406,11 +411,7 @@ impl Engine {
     /// that then succeeded) is set aside first. When the best rule is causal,
     /// every causal rule competes by the causal order of its first evidence;
     /// equal ones by priority.
-    fn choose(
-        &self,
-        req: &Request,
-        d: Decision,
-    ) -> Option<(usize, Vec<usize>, Vec<(usize, Vec<usize>)>, Option<Causal>)> {
+    fn choose(&self, req: &Request, d: Decision) -> Option<Choice> {
         let causal = Causal::of(req);
         let fired: Vec<(usize, Vec<usize>)> = d
             .fired
@@ -457,17 +458,21 @@ impl Engine {
                 break;
             }
         }
-        Some((winner, matched, outranked, order))
+        Some(Choice {
+            winner,
+            matched,
+            outranked,
+            causal: order,
+        })
     }
 
-    fn verdict(
-        &self,
-        req: &Request,
-        winner: usize,
-        mut matched: Vec<usize>,
-        outranked: Vec<(usize, Vec<usize>)>,
-        causal: Option<Causal>,
-    ) -> Verdict {
+    fn verdict(&self, req: &Request, c: Choice) -> Verdict {
+        let Choice {
+            winner,
+            mut matched,
+            outranked,
+            causal,
+        } = c;
         let rule = &self.rules[winner];
         match &causal {
             // The cause first: the event that started the failure.

@@ -196,6 +196,13 @@ impl Summary {
                 info.window.shared_traces, self.retries
             );
         }
+        if flag(Flag::Recovered) > 0 {
+            let _ = writeln!(
+                o,
+                "  recovered: {} requests succeeded after an error on the way (an error span or exception, a service's error line); flagged `recovered`, not failures",
+                flag(Flag::Recovered)
+            );
+        }
         if info.window.reused_ids > 0 {
             let _ = writeln!(
                 o,

@@ -40,6 +40,8 @@ pub struct Line<'a> {
     pub start: i64,
     pub end: i64,
     pub failed: bool,
+    /// One of its upstream attempts failed (a 5xx in `$upstream_status`).
+    pub upstream_failed: bool,
     /// The connections ([`connection`]) of the error lines it already holds.
     pub conns: &'a [String],
 }
@@ -116,6 +118,11 @@ pub fn score(ev: &Event, line: &Line<'_>) -> Option<Score> {
             return None;
         }
         strength += 2;
+        // An error about the upstream belongs, more likely, to a request
+        // whose upstream attempt failed.
+        if line.upstream_failed {
+            strength += 1;
+        }
         fields = if ev.path.is_some() {
             "client,request,upstream,time"
         } else {

@@ -56,6 +56,10 @@ struct GatewayLine {
     upstream: Option<crate::event::Text>,
     /// The gateway answered with a failure.
     failed: bool,
+    /// An upstream attempt failed (`$upstream_status` holds a 5xx: nginx
+    /// writes 502 or 504 for an attempt that got no answer), even if a retry
+    /// then succeeded.
+    upstream_failed: bool,
     /// How precise its times are (1 s for `$time_local`): overlaps are judged within it.
     precision: i64,
 }
@@ -75,6 +79,10 @@ impl GatewayLine {
             client: ev.client_ip.as_deref().map(errorlog::client_key),
             upstream: ev.upstream_addr.clone(),
             failed: ev.status.is_some_and(|s| s >= 400) || ev.gateway_error.is_some(),
+            upstream_failed: ev
+                .upstream_status
+                .as_deref()
+                .is_some_and(|u| u.split([',', ':', ' ']).any(|x| x.trim().starts_with('5'))),
             precision: ev.ts_precision_ns,
         }
     }
@@ -694,6 +702,7 @@ impl Correlator {
                     start: line.start,
                     end: line.end,
                     failed: line.failed,
+                    upstream_failed: line.upstream_failed,
                     conns: &conns,
                 };
                 if let Some(score) = errorlog::score(ev, &view) {

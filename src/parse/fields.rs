@@ -298,9 +298,11 @@ impl FieldMap {
             }
         }
         if let (None, Some(stack)) = (&ev.error_type, &ev.error_stack) {
-            // A stack trace names its error on its first line (`Exception.ToString()`,
-            // Java's and Python's last line are read where lines are folded).
-            if let Some((ty, msg)) = stack.lines().next().and_then(exception_line) {
+            // A stack trace names its error on its last `Type: message` line, as
+            // folded lines are read: Python's raised exception (a traceback
+            // ends with it), Java's root `Caused by:`, or the only one
+            // (`Exception.ToString()`, Node's `err.stack`) on the first line.
+            if let Some((ty, msg)) = stack.lines().filter_map(exception_line).last() {
                 let (ty, msg) = (Text::from(ty), Text::from(msg));
                 ev.error_type = Some(ty);
                 ev.error_message.get_or_insert(msg);

@@ -58,3 +58,11 @@ for how, m, t in [('deadline 0.3s, handler sleeps 2s', '/pkg.Svc/Slow', 0.3), ('
     try: ch.unary_unary(m)(b'', timeout=t)
     except grpc.RpcError as e: emit('grpcio', gv, 'routing' if 'unregistered' in how else 'upstream', e.details(), f'unary call {how}; code={e.code()} .details()')
 srv.stop(0)
+# A dependency answering something that is not JSON: Python's json, as httpx's and requests' .json() raise it
+import json, sys
+pv = '.'.join(map(str, sys.version_info[:3]))
+for body in ['<html><body>502 Bad Gateway</body></html>', '']:
+    try: json.loads(body)
+    except Exception as e: emit('Python json', pv, 'transform', str(e), f'json.loads({body[:6]!r}...) ; {type(e).__module__}.{type(e).__name__}')
+try: httpx.Response(200, content=b'<html>oops</html>').json()
+except Exception as e: emit('httpx', xv, 'transform', str(e), f'Response.json() on an HTML 200; {type(e).__module__}.{type(e).__name__}')

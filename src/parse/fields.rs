@@ -302,7 +302,7 @@ impl FieldMap {
             // folded lines are read: Python's raised exception (a traceback
             // ends with it), Java's root `Caused by:`, or the only one
             // (`Exception.ToString()`, Node's `err.stack`) on the first line.
-            if let Some((ty, msg)) = stack.lines().filter_map(exception_line).last() {
+            if let Some((ty, msg)) = stack.lines().rev().find_map(exception_line) {
                 let (ty, msg) = (Text::from(ty), Text::from(msg));
                 ev.error_type = Some(ty);
                 ev.error_message.get_or_insert(msg);

@@ -17,3 +17,11 @@ for (const pkg of ['zod', 'zod3']) { const { z } = require(pkg); const v = ver(p
   for (const [how, data] of [['missing x', {}], ['x is a string', { x: 'abc' }], ['extra property y', { x: 1, y: 2 }], ['bad email', { x: 1, email: 'nope' }]]) {
     const r = S.validate(data); emit('joi', v, 'transform', r.error.message, `schema.validate ${how}; error.message (${r.error.name})`);
   } }
+// joi's own templates as a hapi route's response or payload validation reports them (joi 18)
+{
+  const Joi = require('joi');
+  const s = Joi.object({ name: Joi.string().min(2).required(), price: Joi.number().positive().required(), currency: Joi.string().valid('EUR', 'USD').required() });
+  for (const v of [{ name: 'ab', price: 'x', currency: 'EUR' }, { name: 'a', price: 1, currency: 'EUR' }, { name: 'ab', price: 1, currency: 'GBP' }, { name: 'ab', price: 1, currency: 'EUR', extra: 1 }]) {
+    console.log(['joi', require('joi/package.json').version, 'transform', s.validate(v).error.message, 'Joi.object().validate()'].join('\t'));
+  }
+}

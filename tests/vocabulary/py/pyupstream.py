@@ -66,3 +66,7 @@ for body in ['<html><body>502 Bad Gateway</body></html>', '']:
     except Exception as e: emit('Python json', pv, 'transform', str(e), f'json.loads({body[:6]!r}...) ; {type(e).__module__}.{type(e).__name__}')
 try: httpx.Response(200, content=b'<html>oops</html>').json()
 except Exception as e: emit('httpx', xv, 'transform', str(e), f'Response.json() on an HTML 200; {type(e).__module__}.{type(e).__name__}')
+# A dependency refusing the service's credential or limiting it: raise_for_status() on its 401 / 429 (first line)
+for code, label in ((401, 'auth'), (429, 'quota')):
+    try: httpx.Response(code, request=httpx.Request('GET', 'http://127.0.0.1:8081/balances/1')).raise_for_status()
+    except Exception as e: emit('httpx', xv, label, str(e).splitlines()[0], f'Response.raise_for_status() on a {code}; HTTPStatusError (second line: For more information check: <MDN URL>)')

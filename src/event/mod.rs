@@ -140,16 +140,28 @@ impl Level {
         } else {
             s
         };
+        // Go slog's levels between the named ones: `ERROR+2`, `INFO-4`.
+        let s = match s.rfind(['+', '-']) {
+            Some(i)
+                if i > 0 && s[i + 1..].bytes().all(|b| b.is_ascii_digit()) && i + 1 < s.len() =>
+            {
+                &s[..i]
+            }
+            _ => s,
+        };
         Some(match s {
-            "trace" | "trc" | "finest" | "finer" | "verbose" | "vrb" | "t" | "v" => Level::Trace,
+            "trace" | "trc" | "trce" | "finest" | "finer" | "verbose" | "vrb" | "t" | "v" => {
+                Level::Trace
+            }
             // Apache httpd's trace1..trace8.
             t if t.len() == 6 && t.starts_with("trace") && t.as_bytes()[5].is_ascii_digit() => {
                 Level::Trace
             }
-            "debug" | "dbg" | "fine" | "config" | "d" => Level::Debug,
+            "debug" | "dbg" | "dbug" | "fine" | "config" | "d" => Level::Debug,
             "info" | "inf" | "information" | "informational" | "notice" | "i" | "n" => Level::Info,
             "warn" | "warning" | "wrn" | "w" => Level::Warn,
-            "error" | "err" | "eror" | "severe" | "e" => Level::Error,
+            // .NET's simple console writes `fail` for Error.
+            "error" | "err" | "eror" | "fail" | "severe" | "e" => Level::Error,
             "fatal" | "ftl" | "critical" | "crit" | "alert" | "emerg" | "emergency" | "panic"
             | "dpanic" | "f" | "c" => Level::Fatal,
             _ => return None,

@@ -350,6 +350,9 @@ pub fn exception_line(line: &str) -> Option<(&str, &str)> {
         .strip_prefix("Caused by: ")
         .unwrap_or(line.trim_start());
     let (ty, msg) = line.split_once(": ")?;
+    // .NET 5–7's JSON console writes a stack trace on one line: frames follow
+    // the message after four spaces.
+    let msg = msg.split_once("    at ").map_or(msg, |(m, _)| m);
     let ident = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$');
     let named = ty.ends_with("Error") || ty.ends_with("Exception") || ty.ends_with("Exit");
     (named && !ty.is_empty() && ty.chars().all(ident)).then_some((ty, msg))

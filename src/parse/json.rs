@@ -8,8 +8,8 @@ use std::borrow::Cow;
 /// the document (no copy unless the value is kept as an attribute). Arrays of
 /// scalars give their first element under the array's key (HTTP semconv header
 /// arrays, Caddy's header lists) and, when longer, the whole array as JSON text
-/// under `key[]`; arrays of objects give their last element (Kong's `tries`:
-/// the final attempt).
+/// under `key[]`; arrays of objects give their elements from the last (Kong's
+/// `tries`: the final attempt wins) to the first.
 pub fn visit<'v>(v: &'v Value, f: &mut dyn FnMut(&str, Cow<'v, str>)) {
     let mut prefix = String::new();
     walk(v, &mut prefix, f);
@@ -34,8 +34,11 @@ fn walk<'v>(v: &'v Value, prefix: &mut String, f: &mut dyn FnMut(&str, Cow<'v, s
                     f(prefix, scalar(first));
                 }
             }
-            if let Some(last @ Value::Object(_)) = items.last() {
-                walk(last, prefix, f);
+            // Objects from the last to the first: the last one's values come
+            // first and win; keys only an earlier one has are found too (.NET's
+            // `Scopes`: the trace context is in the first scope).
+            for item in items.iter().rev().filter(|i| i.is_object()) {
+                walk(item, prefix, f);
             }
             if items.len() > 1 {
                 let len = prefix.len();

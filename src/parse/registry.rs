@@ -15,12 +15,22 @@ struct Group {
     slot: Option<Slot>,
 }
 
+/// What follows the pattern on a line (`tail` in a definition).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tail {
+    None,
+    /// `key=value` pairs (nginx formats ending in `rid=$request_id ...`).
+    Logfmt,
+    /// One JSON object (zap's console encoder: the fields after the message).
+    Json,
+}
+
 enum Imp {
     Regex {
         re: Regex,
         /// Per capture group (index 0 = whole match, unnamed groups = None).
         groups: Vec<Option<Group>>,
-        tail: bool,
+        tail: Tail,
         tokenizer: Option<Tokenizer>,
     },
     /// JSON lines, optionally behind a prefix (a CloudWatch export timestamp).
@@ -105,9 +115,10 @@ impl Format {
     fn build(def: Definition, loaded_from: String) -> Result<Format> {
         let source: Source = def.source.parse().map_err(|e| anyhow!("source: {e}"))?;
         let tail = match def.tail.as_deref() {
-            None => false,
-            Some("logfmt") => true,
-            Some(other) => bail!("tail {other:?} is not supported (only \"logfmt\")"),
+            None => Tail::None,
+            Some("logfmt") => Tail::Logfmt,
+            Some("json") => Tail::Json,
+            Some(other) => bail!("tail {other:?} is not supported (\"logfmt\" or \"json\")"),
         };
         let (imp, defaults) = match def.kind {
             Kind::Regex | Kind::Nginx | Kind::Envoy | Kind::Apache | Kind::Haproxy => {
@@ -140,8 +151,10 @@ impl Format {
                     let prefix = prefix.strip_prefix('^').unwrap_or(prefix);
                     src = format!("^{prefix}{body}");
                 }
-                if tail {
-                    src.push_str(&format!(r"(?: (?P<{TAIL}>.*))?"));
+                match tail {
+                    Tail::None => {}
+                    Tail::Logfmt => src.push_str(&format!(r"(?: (?P<{TAIL}>.*))?")),
+                    Tail::Json => src.push_str(&format!(r"(?:\s+(?P<{TAIL}>\{{.*\}}))?\s*$")),
                 }
                 if dialect.is_some() {
                     src.push('$');
@@ -149,7 +162,7 @@ impl Format {
                 let re = Regex::new(&src).with_context(|| format!("invalid pattern {src}"))?;
                 let tokenizer = match (dialect, def.log_format.as_deref()) {
                     (Some(d), Some(f)) if def.line_prefix.is_none() => {
-                        Tokenizer::compile(d, f, tail)?
+                        Tokenizer::compile(d, f, tail == Tail::Logfmt)?
                     }
                     _ => None,
                 };
@@ -193,7 +206,7 @@ impl Format {
             for (target, spec) in &def.fields {
                 for key in spec.options().from {
                     let known = names.contains(&key.as_str());
-                    if !known && !tail {
+                    if !known && tail == Tail::None {
                         let groups = &names;
                         bail!(
                             "field {target:?} reads {key:?}, but the pattern has no such group; groups: {}",
@@ -305,7 +318,7 @@ impl Format {
                         let mut tail_text = None;
                         for (i, g) in groups.iter().enumerate().skip(1) {
                             let Some(m) = caps.get(i) else { continue };
-                            if *tail && g.as_ref().is_some_and(|g| g.name == TAIL) {
+                            if *tail != Tail::None && g.as_ref().is_some_and(|g| g.name == TAIL) {
                                 tail_text = Some(m.as_str());
                             } else {
                                 self.offer_group(g.as_ref(), m.as_str(), &mut fill, &mut ev);
@@ -314,7 +327,16 @@ impl Format {
                         tail_text
                     }
                 };
-                if let Some(t) = tail_at {
+                if let (Some(t), Tail::Json) = (tail_at, *tail) {
+                    match serde_json::from_str::<serde_json::Value>(t) {
+                        Ok(value) => json::visit(&value, &mut |key, v| {
+                            let v: Cow<'_, str> = Cow::Owned(v.into_owned());
+                            self.fields.offer_key(&mut fill, key, v, &mut ev)
+                        }),
+                        // Kept, never dropped in silence.
+                        Err(_) => ev.attributes.push((Text::from(TAIL_ATTR), t.to_string())),
+                    }
+                } else if let Some(t) = tail_at {
                     let (pairs, bare) = logfmt::split(t);
                     for (k, v) in pairs {
                         self.fields.offer_key(&mut fill, &k, v, &mut ev);

@@ -1,6 +1,7 @@
 //! The integration tests: one binary (one link of polars, tonic and axum),
 //! one module per theme, as ripgrep does.
 
+mod backend_formats;
 mod cli;
 mod common;
 mod contract;

@@ -723,6 +723,44 @@ fn library_stack(stack: &str, seed: &str) {
     assert_eq!(joined, truth.len(), "one request per gateway request");
     assert_cause_is_cited(&a, &truth);
     assert_traces_are_joined(&a, &out, &truth);
+    // A dependency call that failed and was retried with success: noted on a
+    // request that did not fail, never a failure.
+    let by_id: HashMap<&str, _> = a
+        .requests
+        .iter()
+        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
+        .collect();
+    let recovered: Vec<&Truth> = truth
+        .iter()
+        .filter(|t| t.scenario.starts_with("ok_retry") && t.label == "none")
+        .collect();
+    let mut met = 0;
+    for t in recovered {
+        let l = by_id[t.request_id.as_str()];
+        assert!(l.verdict.is_none(), "{}: {:?}", t.request_id, l.verdict);
+        // The dependency fails the first call for an id only (a repeated id
+        // succeeds at once): count those whose failed attempt is there.
+        let failed_attempt = l.request.events.iter().any(|e| {
+            e.span.as_ref().is_some_and(|s| {
+                s.kind == tracejoin::event::SpanKind::Client
+                    && s.status == tracejoin::event::SpanStatus::Error
+            })
+        });
+        if !failed_attempt {
+            continue;
+        }
+        met += 1;
+        assert!(
+            l.request
+                .flags
+                .contains(&tracejoin::correlate::Flag::Recovered),
+            "{} ({}): not flagged recovered: {:?}",
+            t.request_id,
+            t.scenario,
+            l.request.flags
+        );
+    }
+    assert!(met >= 3, "only {met} requests recovered from a dependency");
     for label in ["auth", "routing", "quota", "transform", "upstream"] {
         assert!(
             truth.iter().any(|t| t.label == label),

@@ -31,8 +31,12 @@ pub struct Counters {
     pub spans_rejected: AtomicU64,
     /// Messages refused whole: queue full (retryable).
     pub refused_busy: AtomicU64,
-    /// Messages refused whole: undecodable, too large, wrong media type.
+    /// Messages refused whole: undecodable or of a wrong media type
+    /// (permanent: gRPC INVALID_ARGUMENT, HTTP 400/415).
     pub refused_invalid: AtomicU64,
+    /// Messages refused whole: over `--max-message`, compressed or once
+    /// decompressed (gRPC RESOURCE_EXHAUSTED, HTTP 413).
+    pub refused_oversize: AtomicU64,
     /// Messages refused whole: missing or wrong bearer token.
     pub refused_auth: AtomicU64,
     /// Followed lines no definition could parse.

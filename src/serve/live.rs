@@ -231,7 +231,7 @@ impl StatsLine {
             .map(|(l, n)| format!("{l} {n}"))
             .collect();
         eprintln!(
-            "tracejoin: {} received {} spans, {} logs ({} gRPC + {} HTTP messages), {} lines ({:.0}/s) | open {} ({} events) | emitted {}, failed {}{} | refused {} busy, {} invalid, {} auth; {} spans rejected, {} bad lines | evicted {}, aged out {}, late {}, amended {}",
+            "tracejoin: {} received {} spans, {} logs ({} gRPC + {} HTTP messages), {} lines ({:.0}/s) | open {} ({} events) | emitted {}, failed {}{} | refused {} busy, {} too large, {} invalid, {} auth; {} spans rejected, {} bad lines | evicted {}, aged out {}, late {}, amended {}",
             chrono::Utc::now().format("%H:%M:%S"),
             g(&c.spans),
             g(&c.logs),
@@ -249,6 +249,7 @@ impl StatsLine {
                 format!(" [{}]", labels.join(", "))
             },
             g(&c.refused_busy),
+            g(&c.refused_oversize),
             g(&c.refused_invalid),
             g(&c.refused_auth),
             g(&c.spans_rejected),

@@ -227,7 +227,12 @@ pub async fn serve_grpc(
         .accept_compressed(Gzip)
         .send_compressed(Gzip)
         .max_decoding_message_size(max);
+    let statuses = {
+        let r = receiver.clone();
+        tower::util::MapResponseLayer::new(move |resp| otlp_status(&r, resp))
+    };
     tonic::transport::Server::builder()
+        .layer(statuses)
         .add_service(tonic::service::interceptor::InterceptedService::new(
             traces,
             check.clone(),
@@ -241,6 +246,47 @@ pub async fn serve_grpc(
         )
         .await?;
     Ok(())
+}
+
+/// tonic answers a message over the size limit with OUT_OF_RANGE and one
+/// that does not decode with INTERNAL; OTLP says RESOURCE_EXHAUSTED (the
+/// client may retry) and INVALID_ARGUMENT (it must not). Both are rewritten
+/// here, where the status leaves the server (a trailers-only response: the
+/// status is in its headers), and counted.
+fn otlp_status(
+    r: &Receiver,
+    mut resp: tonic::codegen::http::Response<tonic::body::Body>,
+) -> tonic::codegen::http::Response<tonic::body::Body> {
+    let headers = resp.headers();
+    let code = headers.get("grpc-status").map(|v| v.as_bytes());
+    // grpc-message is percent-encoded: its words are separated by `%20`.
+    let message = headers
+        .get("grpc-message")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).replace("%20", " "))
+        .unwrap_or_default();
+    let (new, counter) = match code {
+        Some(b"11") if message.contains("message length too large") => (
+            tonic::Code::ResourceExhausted,
+            &r.counters().refused_oversize,
+        ),
+        Some(b"8") if message.contains("size limit") => (
+            tonic::Code::ResourceExhausted,
+            &r.counters().refused_oversize,
+        ),
+        Some(b"13")
+            if message.contains("failed to decode Protobuf message")
+                || message.contains("Error decompressing") =>
+        {
+            (tonic::Code::InvalidArgument, &r.counters().refused_invalid)
+        }
+        _ => return resp,
+    };
+    Counters::add(counter, 1);
+    resp.headers_mut().insert(
+        "grpc-status",
+        tonic::codegen::http::HeaderValue::from((new as i32) as u16),
+    );
+    resp
 }
 
 // ---- HTTP ----
@@ -371,7 +417,7 @@ fn http_body(
             )))
         }
         Ok(n) if n as u64 >= limit => {
-            Counters::add(&r.counters().refused_invalid, 1);
+            Counters::add(&r.counters().refused_oversize, 1);
             Err(Box::new(http_error(
                 enc,
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -477,7 +523,7 @@ async fn too_large(
         .get(header::CONTENT_TYPE)
         .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
-        Counters::add(&r.counters().refused_invalid, 1);
+        Counters::add(&r.counters().refused_oversize, 1);
         return http_error(
             Body::Json,
             StatusCode::PAYLOAD_TOO_LARGE,

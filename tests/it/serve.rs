@@ -601,9 +601,15 @@ fn oversize_and_malformed_otlp_get_the_specified_errors_and_the_server_stays_up(
             .unwrap_err();
         (oversize, garbage)
     });
-    assert_eq!(oversize.code(), tonic::Code::OutOfRange, "{oversize:?}");
+    // OTLP's codes, not tonic's (OUT_OF_RANGE, INTERNAL): the client may
+    // retry the first and must drop the second.
+    assert_eq!(
+        oversize.code(),
+        tonic::Code::ResourceExhausted,
+        "{oversize:?}"
+    );
     assert!(oversize.message().contains("too large"));
-    assert_eq!(garbage.code(), tonic::Code::Internal, "{garbage:?}");
+    assert_eq!(garbage.code(), tonic::Code::InvalidArgument, "{garbage:?}");
 
     // Still serving.
     let body = span_json(
@@ -617,8 +623,74 @@ fn oversize_and_malformed_otlp_get_the_specified_errors_and_the_server_stays_up(
     let (live, log) = serve.stop();
     assert!(live.iter().any(|v| v["path"] == "/v1/after"), "{log}");
     assert!(live.iter().any(|v| v["path"] == "/v1/ok"));
-    // The five HTTP refusals; tonic refuses bad gRPC frames before our handler sees them.
-    assert!(log.contains("5 invalid"), "refusals are counted: {log}");
+    // Every refusal is counted, by kind: HTTP's over the limit (a body, a
+    // gzip bomb) and gRPC's; HTTP's undecodable and wrong media types and
+    // gRPC's undecodable frame.
+    assert!(
+        log.contains("3 too large, 4 invalid"),
+        "refusals are counted: {log}"
+    );
+}
+
+/// The real SDK exporter meets those codes: it retries a batch refused as
+/// too large (RESOURCE_EXHAUSTED) until its timeout, then reports the
+/// failure; a batch that fits is taken at once.
+#[test]
+fn the_sdk_exporter_retries_a_batch_refused_as_too_large() {
+    let Some(python) = realstack_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        dir.path(),
+        &["--window", "500ms", "--max-message-size", "64KiB"],
+    );
+    let script = r#"
+import sys, time
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+exporter = OTLPSpanExporter(endpoint=sys.argv[1], insecure=True, timeout=4)
+tracer = TracerProvider().get_tracer("oversize")
+def span(name):
+    s = tracer.start_span(name)
+    s.end()
+    return s
+t = time.time()
+big = exporter.export([span("x" * (200 << 10))])
+print("big", big.name, round(time.time() - t, 1))
+small = exporter.export([span("GET /v1/fits")])
+print("small", small.name)
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script, &serve.grpc])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("big FAILURE"), "{said}");
+    assert!(said.contains("small SUCCESS"), "{said}");
+    let (live, log) = serve.stop();
+    assert_eq!(
+        live.len(),
+        1,
+        "only the batch that fits was accepted: {log}"
+    );
+    // Refused more than once: the exporter retried the batch it was told it
+    // may retry.
+    let refused: u64 = log
+        .rsplit("refused ")
+        .next()
+        .and_then(|s| s.split(" busy, ").nth(1))
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(refused >= 2, "one batch refused {refused} times: {log}");
+    assert!(log.contains(" 0 invalid"), "{log}");
 }
 
 /// Sends raw bytes as the body of a TraceService/Export call.

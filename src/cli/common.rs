@@ -251,3 +251,13 @@ impl Drop for Progress {
         self.bar.finish_and_clear();
     }
 }
+
+/// Opens a store and reports the files it cannot read (left out of every
+/// table; the command answers from the rest).
+pub fn open_store(dir: &std::path::Path) -> anyhow::Result<crate::store::Store> {
+    let store = crate::store::Store::open(dir)?;
+    for why in &store.skipped {
+        eprintln!("tracejoin: warning: {why}");
+    }
+    Ok(store)
+}

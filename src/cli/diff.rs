@@ -5,7 +5,6 @@ use super::common::{parse_duration_ms, parse_time};
 use super::EXIT_OK;
 use crate::query::TimeRange;
 use crate::report::diff::{Diff, Side};
-use crate::store::Store;
 use anyhow::{anyhow, Result};
 use std::path::PathBuf;
 
@@ -30,10 +29,10 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> Result<i32> {
-        let base = Store::open(&self.store)?;
+        let base = super::common::open_store(&self.store)?;
         let (before, after) = match (&self.against, &self.at) {
             (Some(other), None) => {
-                let other = Store::open(other)?;
+                let other = super::common::open_store(other)?;
                 let all = TimeRange::default();
                 (
                     Side::of(&base, all, self.store.display().to_string())?,

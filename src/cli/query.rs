@@ -3,7 +3,6 @@
 use super::common::Bounds;
 use super::EXIT_OK;
 use crate::query::OutputFormat;
-use crate::store::Store;
 use anyhow::Result;
 use clap::builder::PossibleValuesParser;
 use clap::builder::TypedValueParser as _;
@@ -36,7 +35,7 @@ impl Args {
             // lazily, on the first query below.
             unsafe { std::env::set_var(k, v) };
         }
-        let store = Store::open(&self.store)?;
+        let store = super::common::open_store(&self.store)?;
         let range = self.bounds.range()?;
         let mut df = crate::query::run(&store, &self.sql, range)?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());

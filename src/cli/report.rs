@@ -3,7 +3,6 @@
 use super::common::Bounds;
 use super::EXIT_OK;
 use crate::report::postmortem;
-use crate::store::Store;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -24,7 +23,7 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> Result<i32> {
-        let store = Store::open(&self.store)?;
+        let store = super::common::open_store(&self.store)?;
         let range = self.bounds.range()?;
         let data = postmortem::gather(&store, range)?;
         let text = if self.markdown {

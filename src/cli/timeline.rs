@@ -8,7 +8,6 @@ use crate::event::ids;
 use crate::labelled::Labelled;
 use crate::report::summary;
 use crate::report::{escape::terminal, jsonl, timeline};
-use crate::store::Store;
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -46,7 +45,7 @@ impl Args {
     }
 
     fn find_in_store(&self, dir: &std::path::Path) -> Result<i32> {
-        let store = Store::open(dir)?;
+        let store = super::common::open_store(dir)?;
         match store.lookup(&self.id)? {
             Some(l) => {
                 self.print(&l, &[]);

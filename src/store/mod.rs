@@ -76,9 +76,28 @@ impl Manifest {
         }
     }
 
-    pub fn write(&self, dir: &Path) -> Result<()> {
+    /// Reads, changes and writes the manifest under an exclusive lock on
+    /// `DIR/manifest.lock`, so that two writers into one store both land (the
+    /// second waits for the first).
+    pub fn update(dir: &Path, change: impl FnOnce(&mut Manifest)) -> Result<()> {
+        let lock_path = dir.join("manifest.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        let mut manifest = Manifest::read(dir)?.unwrap_or_default();
+        change(&mut manifest);
+        manifest.write(dir)
+        // The lock is released when `lock` closes.
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join("manifest.json");
-        let tmp = dir.join("manifest.json.tmp");
+        let tmp = dir.join(format!("manifest.json.{}.tmp", std::process::id()));
         std::fs::write(&tmp, serde_json::to_string_pretty(self)?)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))

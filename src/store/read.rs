@@ -21,12 +21,87 @@ use std::sync::Arc;
 pub struct Store {
     pub dir: PathBuf,
     pub manifest: Manifest,
+    /// Files that cannot be read, each with the reason: left out of every
+    /// table, reported by the command (`query` answers from the rest).
+    pub skipped: Vec<String>,
+}
+
+/// The readable files of one table: those of runs the manifest records (a
+/// run killed before it finished is not there), each a complete Parquet file
+/// (its footer is checked: a truncated or overwritten file is skipped with the
+/// reason, naming it).
+fn table_files(
+    dir: &Path,
+    table: &str,
+    manifest: &Manifest,
+    skipped: &mut Vec<String>,
+) -> Vec<PathBuf> {
+    let pattern = format!("{}/{table}/**/*.parquet", dir.display());
+    let runs: Vec<String> = manifest
+        .runs
+        .iter()
+        .map(|r| format!("-{}-", r.run))
+        .collect();
+    let mut files = Vec::new();
+    for path in glob::glob(&pattern).into_iter().flatten().flatten() {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !runs.iter().any(|r| name.contains(r.as_str())) {
+            continue;
+        }
+        match check_parquet(&path) {
+            Ok(()) => files.push(path),
+            Err(why) => skipped.push(format!(
+                "{}: {why}; it is left out (remove it, or run again the `tracejoin analyze --out` that wrote it)",
+                path.display()
+            )),
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A Parquet file starts and ends with `PAR1`, and its footer (the metadata)
+/// decodes.
+fn check_parquet(path: &Path) -> std::result::Result<(), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    let mut head = [0u8; 4];
+    let mut tail = [0u8; 8];
+    if len < 12
+        || f.read_exact(&mut head).is_err()
+        || f.seek(SeekFrom::End(-8)).is_err()
+        || f.read_exact(&mut tail).is_err()
+        || &head != b"PAR1"
+        || &tail[4..] != b"PAR1"
+    {
+        return Err(format!(
+            "not a complete Parquet file ({len} bytes; truncated?)"
+        ));
+    }
+    let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if footer + 12 > len {
+        return Err("its footer length points outside the file".into());
+    }
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    ParquetReader::new(f)
+        .schema()
+        .map(|_| ())
+        .map_err(|e| format!("its metadata does not decode: {e}"))
 }
 
 /// Scans files of one table with this version's columns: a file written
 /// before a column existed (an older tracejoin) reads it as null instead of
 /// failing the whole scan.
 fn scan(pattern: &str, hive: bool, columns: &[(&str, Kind)]) -> PolarsResult<LazyFrame> {
+    scan_files(vec![PlRefPath::new(pattern)], hive, columns)
+}
+
+fn scan_files(
+    paths: Vec<PlRefPath>,
+    hive: bool,
+    columns: &[(&str, Kind)],
+) -> PolarsResult<LazyFrame> {
     let args = ScanArgsParquet {
         hive_options: if hive {
             HiveOptions::new_enabled()
@@ -37,7 +112,7 @@ fn scan(pattern: &str, hive: bool, columns: &[(&str, Kind)]) -> PolarsResult<Laz
         allow_missing_columns: true,
         ..Default::default()
     };
-    LazyFrame::scan_parquet(PlRefPath::new(pattern), args)
+    LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
 }
 
 impl Store {
@@ -46,7 +121,9 @@ impl Store {
             Some(manifest) => Ok(Store {
                 dir: dir.to_path_buf(),
                 manifest,
-            }),
+                skipped: Vec::new(),
+            }
+            .checked()),
             None => bail!(
                 "{} is not a tracejoin store (no manifest.json); write one with `tracejoin analyze PATH... --out {}`",
                 dir.display(),
@@ -55,14 +132,18 @@ impl Store {
         }
     }
 
-    fn has_files(&self, table: &str) -> bool {
-        let pattern = format!("{}/{table}/**/*.parquet", self.dir.display());
-        glob::glob(&pattern)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .next()
-            .is_some()
+    /// Finds the files that cannot be read, once, for the command to report.
+    fn checked(mut self) -> Store {
+        let mut skipped = Vec::new();
+        for table in ["requests", "events", "index"] {
+            table_files(&self.dir, table, &self.manifest, &mut skipped);
+        }
+        self.skipped = skipped;
+        self
+    }
+
+    fn files(&self, table: &str) -> Vec<PathBuf> {
+        table_files(&self.dir, table, &self.manifest, &mut Vec::new())
     }
 
     /// `requests` or `events`, every partition, with the Hive columns `date` and `hour`.
@@ -72,13 +153,17 @@ impl Store {
             "events" => &super::schema::EVENTS,
             _ => bail!("no table {table:?} (the store has requests and events)"),
         };
-        if !self.has_files(table) {
+        let files = self.files(table);
+        if files.is_empty() {
             // An empty store still answers queries, with the right columns.
             let mut t = super::table::Table::new(schema);
             return Ok(t.take()?.lazy());
         }
-        let pattern = format!("{}/{table}/**/*.parquet", self.dir.display());
-        anyhow::Context::with_context(scan(&pattern, true, schema), || {
+        let paths: Vec<PlRefPath> = files
+            .iter()
+            .map(|p| PlRefPath::new(p.display().to_string()))
+            .collect();
+        anyhow::Context::with_context(scan_files(paths, true, schema), || {
             format!("cannot read the {table} table")
         })
     }
@@ -95,15 +180,19 @@ impl Store {
         .flatten()
         .collect();
         wanted.dedup();
-        if !self.has_files("index") {
+        let index: Vec<PlRefPath> = self
+            .files("index")
+            .iter()
+            .map(|p| PlRefPath::new(p.display().to_string()))
+            .collect();
+        if index.is_empty() {
             return Ok(None);
         }
-        let pattern = format!("{}/index/*.parquet", self.dir.display());
         let mut filter = lit(false);
         for w in &wanted {
             filter = filter.or(col("id").eq(lit(w.clone())));
         }
-        let hits = scan(&pattern, false, INDEX)?
+        let hits = scan_files(index, false, INDEX)?
             .filter(filter)
             .limit(1)
             .collect()?;

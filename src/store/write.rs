@@ -50,8 +50,9 @@ fn write_parquet(path: &Path, df: &mut DataFrame, row_group: Option<usize>) -> R
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    // Written next to its final name and renamed, so a reader never sees half a file.
-    let tmp = path.with_extension("parquet.tmp");
+    // Written next to its final name and renamed, so a reader never sees half
+    // a file; the temporary name is the writer's own.
+    let tmp = path.with_extension(format!("parquet.{}.tmp", std::process::id()));
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     ParquetWriter::new(file)
@@ -64,12 +65,17 @@ fn write_parquet(path: &Path, df: &mut DataFrame, row_group: Option<usize>) -> R
     Ok(())
 }
 
-/// Removes the files an earlier write of the same run left.
+/// Removes the files an earlier write of the same run left, finished or not
+/// (the temporary files of a writer that was killed).
 fn remove_run_files(dir: &Path, run: &str) -> Result<usize> {
     let mut removed = 0;
     for table in ["requests", "events", "index"] {
-        let pattern = format!("{}/{table}/**/*-{run}-*.parquet", dir.display());
-        for path in glob::glob(&pattern).into_iter().flatten().flatten() {
+        let files = format!("{}/{table}/**/*-{run}-*.parquet", dir.display());
+        let temporary = format!("{files}.*.tmp");
+        let found = [files, temporary]
+            .into_iter()
+            .flat_map(|p| glob::glob(&p).into_iter().flatten().flatten());
+        for path in found {
             std::fs::remove_file(&path)
                 .with_context(|| format!("cannot remove {}", path.display()))?;
             removed += 1;
@@ -84,6 +90,14 @@ impl StoreWriter {
     pub fn create(dir: &Path, entry: RunEntry) -> Result<StoreWriter> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the store folder {}", dir.display()))?;
+        // Out of the manifest until it is written again: a run killed half
+        // way is not read (its finished files are not listed), and the next
+        // write of it starts afresh.
+        Manifest::update(dir, |m| {
+            m.schema_version = SCHEMA_VERSION;
+            m.tool = format!("tracejoin {}", env!("CARGO_PKG_VERSION"));
+            m.runs.retain(|r| r.run != entry.run);
+        })?;
         remove_run_files(dir, &entry.run)?;
         Ok(StoreWriter {
             dir: dir.to_path_buf(),
@@ -182,12 +196,13 @@ impl StoreWriter {
             self.flush(&p)?;
         }
         self.entry.partitions.sort();
-        let mut manifest = Manifest::read(&self.dir)?.unwrap_or_default();
-        manifest.schema_version = SCHEMA_VERSION;
-        manifest.tool = format!("tracejoin {}", env!("CARGO_PKG_VERSION"));
-        manifest.runs.retain(|r| r.run != self.entry.run);
-        manifest.runs.push(self.entry.clone());
-        manifest.write(&self.dir)
+        let entry = self.entry.clone();
+        Manifest::update(&self.dir, |manifest| {
+            manifest.schema_version = SCHEMA_VERSION;
+            manifest.tool = format!("tracejoin {}", env!("CARGO_PKG_VERSION"));
+            manifest.runs.retain(|r| r.run != entry.run);
+            manifest.runs.push(entry);
+        })
     }
 
     pub fn finish(mut self) -> Result<RunEntry> {

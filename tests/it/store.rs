@@ -552,3 +552,210 @@ fn a_store_written_before_a_column_existed_reads_it_as_null() {
     assert!(t.status.success(), "{}", stderr(&t));
     assert!(stdout(&t).contains("spans:"), "{}", stdout(&t));
 }
+
+/// nginx combined + `rid=` lines, all inside one hour: `n` requests.
+fn nginx_lines(n: usize, tag: &str) -> String {
+    let mut s = String::with_capacity(n * 160);
+    for i in 0..n {
+        let status = if i % 10 == 0 { 502 } else { 200 };
+        s.push_str(&format!(
+            "10.0.0.{} - - [25/Nov/2026:21:{:02}:{:02} +0000] \"GET /v1/{tag}/{i} HTTP/1.1\" {status} 12 \"-\" \"load\" rid={tag}{i:012x} rt=0.004 urt=\"0.004\" us=\"{status}\"\n",
+            i % 250,
+            10 + (i / 60) % 40,
+            i % 60
+        ));
+    }
+    s
+}
+
+fn count_requests(store: &Path) -> i64 {
+    query(store, "select count(*) as n from requests")[0]["n"]
+        .as_i64()
+        .unwrap()
+}
+
+/// `kill -9` during `analyze --out`: the files the run had finished are not
+/// read (the run is not in the manifest), its half-written file is never
+/// seen, the store still answers, and the next run completes.
+#[test]
+fn a_run_killed_mid_write_leaves_nothing_a_reader_sees_and_the_next_run_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let first = dir.path().join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::write(first.join("access.log"), nginx_lines(100, "f")).unwrap();
+    write_store(&first, &store);
+    let before = count_requests(&store);
+    // Enough requests in one hour for the writer to flush partitions mid-run.
+    let big = dir.path().join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    std::fs::write(big.join("access.log"), nginx_lines(260_000, "k")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tracejoin"))
+        .args([
+            "analyze",
+            big.to_str().unwrap(),
+            "--out",
+            store.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed as soon as it has finished a file of its own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let initial = parquet_files(&store);
+    let ours = |p: &String| !initial.contains(p);
+    let mut wrote = false;
+    while std::time::Instant::now() < deadline {
+        // A finished file of this run (a partition flushed mid-run).
+        if parquet_files(&store).iter().any(ours) {
+            wrote = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        wrote,
+        "the writer finished before it could be killed: make the input larger"
+    );
+    // The reader sees the store as it was.
+    assert_eq!(count_requests(&store), before);
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(store.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["runs"].as_array().unwrap().len(), 1, "{manifest}");
+    // The next run of the same inputs completes, leftovers gone.
+    write_store(&big, &store);
+    assert_eq!(count_requests(&store), before + 260_000);
+    let tmp: Vec<_> = glob::glob(&format!("{}/**/*.tmp", store.display()))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(tmp.is_empty(), "temporary files left: {tmp:?}");
+}
+
+/// Two writers into one store at once: both runs land in the manifest (the
+/// second waits for the first's manifest update).
+#[test]
+fn concurrent_writers_into_one_store_both_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let mut inputs = Vec::new();
+    for w in 0..6 {
+        let d = dir.path().join(format!("in{w}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("access.log"), nginx_lines(300, &format!("w{w}"))).unwrap();
+        inputs.push(d);
+    }
+    let children: Vec<_> = inputs
+        .iter()
+        .map(|d| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tracejoin"))
+                .args([
+                    "analyze",
+                    d.to_str().unwrap(),
+                    "--out",
+                    store.to_str().unwrap(),
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(store.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["runs"].as_array().unwrap().len(), 6, "{manifest}");
+    assert_eq!(count_requests(&store), 6 * 300);
+}
+
+/// A truncated or overwritten Parquet file: named in a warning, left out,
+/// and `query` and `timeline` answer from the rest.
+#[test]
+fn a_damaged_parquet_file_is_named_and_the_rest_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    for (w, tag) in ["a", "b"].iter().enumerate() {
+        let d = dir.path().join(format!("in{w}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("access.log"), nginx_lines(100, tag)).unwrap();
+        write_store(&d, &store);
+    }
+    assert_eq!(count_requests(&store), 200);
+    let files = parquet_files(&store);
+    let requests: Vec<&String> = files
+        .iter()
+        .filter(|f| f.starts_with("requests/"))
+        .collect();
+    assert_eq!(requests.len(), 2, "{files:?}");
+    // Truncate one requests file; overwrite the footer of that run's events file.
+    let damaged = store.join(requests[0]);
+    let bytes = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+    let overwritten = store.join(requests[0].replacen("requests/", "events/", 1));
+    let mut bytes = std::fs::read(&overwritten).unwrap();
+    let n = bytes.len();
+    let footer = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    bytes[n - 8 - footer..n - 8].fill(0xff);
+    std::fs::write(&overwritten, &bytes).unwrap();
+    let out = tracejoin(&[
+        "query",
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+        "select count(*) as n from requests",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&damaged.display().to_string())
+            && stderr(&out).contains("not a complete Parquet file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(&overwritten.display().to_string())
+            && stderr(&out).contains("metadata does not decode"),
+        "{}",
+        stderr(&out)
+    );
+    let n: Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert_eq!(n["n"], 100, "the other run's requests");
+    let events = query(&store, "select count(*) as n from events");
+    assert_eq!(events[0]["n"], 100, "the other run's events");
+    // A request of the undamaged file is still found by id.
+    let other = if requests[0].contains(&manifest_run(&store, 0)) {
+        "b"
+    } else {
+        "a"
+    };
+    let id = format!("{other}{:012x}", 7);
+    let out = tracejoin(&["timeline", &id, "--store", store.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("/v1/{other}/7")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+fn manifest_run(store: &Path, i: usize) -> String {
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(store.join("manifest.json")).unwrap())
+            .unwrap();
+    manifest["runs"][i]["run"].as_str().unwrap().to_string()
+}

@@ -40,6 +40,16 @@ pub struct Args {
     /// Require `Authorization: Bearer TOKEN` on both OTLP endpoints.
     #[arg(long, env = "TRACEJOIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Serve both OTLP endpoints over TLS with this certificate chain (PEM);
+    /// with --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// Largest OTLP message accepted (after gzip decompression): `4MiB`, `512KiB`.
     #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
     max_message_size: usize,
@@ -90,6 +100,14 @@ impl Args {
                 formats: base.formats,
             },
             token: self.token.filter(|t| !t.is_empty()),
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::serve::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca: self.tls_client_ca,
+                }),
+                _ => None,
+            },
             max_message: self.max_message_size,
             max_queued: self.max_queued_events.max(1),
             live: LiveOptions {

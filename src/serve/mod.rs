@@ -11,6 +11,7 @@ pub mod follow;
 pub mod intake;
 pub mod live;
 pub mod receiver;
+pub mod tls;
 
 use crate::parse::Registry;
 use crate::rules::Engine;
@@ -29,6 +30,8 @@ pub struct ServeOptions {
     pub http: Option<SocketAddr>,
     pub follow: follow::FollowOptions,
     pub token: Option<String>,
+    /// TLS on both receivers (`--tls-cert`, `--tls-key`, `--tls-client-ca`).
+    pub tls: Option<tls::TlsFiles>,
     pub max_message: usize,
     /// Events queued between the sources and the pipeline before receivers
     /// answer "busy, retry".
@@ -103,15 +106,46 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()>
             .map_or("off".to_string(), |a| a.to_string())
     };
     eprintln!(
-        "tracejoin: listening: OTLP/gRPC {}, OTLP/HTTP {}{}",
+        "tracejoin: listening: OTLP/gRPC {}, OTLP/HTTP {}{}{}",
         addr(&grpc_l),
         addr(&http_l),
+        match &opts.tls {
+            Some(t) if t.client_ca.is_some() => " (TLS, client certificates required)",
+            Some(_) => " (TLS)",
+            None => "",
+        },
         if opts.token.is_some() {
             " (bearer token required)"
         } else {
             ""
         }
     );
+    let beyond_loopback = [opts.grpc, opts.http]
+        .iter()
+        .flatten()
+        .any(|a| !a.ip().is_loopback());
+    if beyond_loopback && opts.tls.is_none() {
+        eprintln!(
+            "tracejoin: warning: listening beyond loopback without TLS: spans, logs{} cross the network in clear text; give --tls-cert and --tls-key",
+            if opts.token.is_some() { " and the bearer token" } else { "" }
+        );
+    }
+    if beyond_loopback
+        && opts.token.is_none()
+        && opts.tls.as_ref().is_none_or(|t| t.client_ca.is_none())
+    {
+        eprintln!(
+            "tracejoin: warning: listening beyond loopback without --token (or --tls-client-ca): anyone who reaches these ports can send data"
+        );
+    }
+    let tls = match &opts.tls {
+        None => None,
+        Some(t) => Some((t.tonic()?, t.rustls()?)),
+    };
+    let (grpc_tls, http_tls) = match tls {
+        Some((g, h)) => (Some(g), Some(h)),
+        None => (None, None),
+    };
 
     let window_ms = opts.live.window_ms;
     let failures_only = opts.failures_only;
@@ -154,6 +188,7 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()>
             tasks.push(tokio::spawn(receiver::serve_grpc(
                 receiver.clone(),
                 l,
+                grpc_tls,
                 stopped(rx.clone()),
             )));
         }
@@ -161,6 +196,7 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()>
             tasks.push(tokio::spawn(receiver::serve_http(
                 receiver.clone(),
                 l,
+                http_tls,
                 stopped(rx.clone()),
             )));
         }

@@ -201,6 +201,7 @@ impl LogsService for Grpc {
 pub async fn serve_grpc(
     receiver: Arc<Receiver>,
     listener: tokio::net::TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     use tonic::codec::CompressionEncoding::Gzip;
@@ -231,7 +232,11 @@ pub async fn serve_grpc(
         let r = receiver.clone();
         tower::util::MapResponseLayer::new(move |resp| otlp_status(&r, resp))
     };
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .layer(statuses)
         .add_service(tonic::service::interceptor::InterceptedService::new(
             traces,
@@ -537,6 +542,7 @@ async fn too_large(
 pub async fn serve_http(
     receiver: Arc<Receiver>,
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use axum::routing::post;
@@ -550,8 +556,24 @@ pub async fn serve_http(
             too_large,
         ))
         .with_state(receiver);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let Some(tls) = tls else {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        return Ok(());
+    };
+    // Over TLS: axum-server's rustls acceptor; the same graceful shutdown
+    // (requests in flight finish).
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(None);
+    });
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+    axum_server::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(handle)
+        .serve(app.into_make_service())
         .await?;
     Ok(())
 }

@@ -693,6 +693,205 @@ print("small", small.name)
     assert!(log.contains(" 0 invalid"), "{log}");
 }
 
+/// Certificates for the TLS tests, made with the openssl command: a CA, a
+/// server certificate for localhost / 127.0.0.1, a client certificate, and a
+/// second CA that signed nothing of ours.
+fn certificates(dir: &Path) -> Option<()> {
+    let Ok(version) = Command::new("openssl").arg("version").output() else {
+        return crate::common::skip_or_fail("the openssl command (to make test certificates)");
+    };
+    assert!(version.status.success());
+    let run = |args: &str| {
+        let out = Command::new("openssl")
+            .args(args.split(' '))
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    for ca in ["ca", "other-ca"] {
+        run(&format!(
+            "req -x509 {ec} -keyout {ca}.key -out {ca}.pem -days 2 -subj /CN=tracejoin-test-{ca}"
+        ));
+    }
+    for (who, cn) in [("server", "localhost"), ("client", "otel-exporter")] {
+        run(&format!(
+            "req {ec} -keyout {who}.key -out {who}.csr -subj /CN={cn}"
+        ));
+        run(&format!(
+            "x509 -req -in {who}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {who}.pem -days 2 -extfile {who}.ext"
+        ));
+    }
+    Some(())
+}
+
+/// One span through each real SDK exporter given as `name=how` pairs; prints
+/// `name RESULT` per export. `how` picks the exporter and its credentials.
+const TLS_EXPORTS: &str = r#"
+import sys, grpc
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+grpc_port, http_port, d = sys.argv[1], sys.argv[2], sys.argv[3]
+read = lambda f: open(f"{d}/{f}", "rb").read()
+tracer = TracerProvider().get_tracer("tls")
+def span(name):
+    s = tracer.start_span(name)
+    s.end()
+    return s
+for case in sys.argv[4:]:
+    name, how = case.split("=")
+    if how == "grpc-ca":
+        e = Grpc(endpoint=f"localhost:{grpc_port}", credentials=grpc.ssl_channel_credentials(read("ca.pem")), timeout=3)
+    elif how == "grpc-other-ca":
+        e = Grpc(endpoint=f"localhost:{grpc_port}", credentials=grpc.ssl_channel_credentials(read("other-ca.pem")), timeout=3)
+    elif how == "grpc-plain":
+        e = Grpc(endpoint=f"localhost:{grpc_port}", insecure=True, timeout=3)
+    elif how == "grpc-client-cert":
+        e = Grpc(endpoint=f"localhost:{grpc_port}", credentials=grpc.ssl_channel_credentials(read("ca.pem"), read("client.key"), read("client.pem")), timeout=3)
+    elif how == "http-ca":
+        e = Http(endpoint=f"https://localhost:{http_port}/v1/traces", certificate_file=f"{d}/ca.pem", timeout=3)
+    elif how == "http-other-ca":
+        e = Http(endpoint=f"https://localhost:{http_port}/v1/traces", certificate_file=f"{d}/other-ca.pem", timeout=3)
+    elif how == "http-client-cert":
+        e = Http(endpoint=f"https://localhost:{http_port}/v1/traces", certificate_file=f"{d}/ca.pem", client_key_file=f"{d}/client.key", client_certificate_file=f"{d}/client.pem", timeout=3)
+    print(name, e.export([span(name)]).name, flush=True)
+"#;
+
+fn tls_exports(python: &str, serve: &Serve, dir: &Path, cases: &[&str]) -> String {
+    let port = |u: &str| u.rsplit(':').next().unwrap().to_string();
+    let out = Command::new(python)
+        .args([
+            "-c",
+            TLS_EXPORTS,
+            &port(&serve.grpc),
+            &port(&serve.http),
+            dir.to_str().unwrap(),
+        ])
+        .args(cases)
+        // requests lets these override the exporter's certificate_file (its
+        // Session.verify); a machine that sets them would test its bundle.
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// TLS on both receivers, tested with the real SDK exporters: a client that
+/// trusts the server's CA is served; one that trusts another CA, or speaks
+/// plain text, is refused. With --tls-client-ca a client must also present a
+/// certificate that CA signed.
+#[test]
+fn both_receivers_serve_tls_and_mutual_tls_to_the_sdk_exporters() {
+    let Some(python) = realstack_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    if certificates(&certs).is_none() {
+        return;
+    }
+    let c = |f: &str| certs.join(f).display().to_string();
+    let tls = [
+        "--tls-cert",
+        &c("server.pem"),
+        "--tls-key",
+        &c("server.key"),
+    ];
+    let serve = Serve::start(dir.path(), &[&["--window", "500ms"][..], &tls[..]].concat());
+    assert!(serve.log().contains("(TLS)"), "{}", serve.log());
+    let said = tls_exports(
+        &python,
+        &serve,
+        &certs,
+        &[
+            "a=grpc-ca",
+            "b=http-ca",
+            "c=grpc-other-ca",
+            "d=http-other-ca",
+            "e=grpc-plain",
+        ],
+    );
+    for (case, want) in [
+        ("a", "SUCCESS"),
+        ("b", "SUCCESS"),
+        ("c", "FAILURE"),
+        ("d", "FAILURE"),
+        ("e", "FAILURE"),
+    ] {
+        assert!(said.contains(&format!("{case} {want}")), "{case}: {said}");
+    }
+    let (live, log) = serve.stop();
+    assert_eq!(live.len(), 2, "the two exports over TLS: {log}");
+
+    let ca = c("ca.pem");
+    let mtls = [&tls[..], &["--tls-client-ca", &ca, "--window", "500ms"][..]].concat();
+    let dir2 = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir2.path(), &mtls);
+    assert!(
+        serve.log().contains("client certificates required"),
+        "{}",
+        serve.log()
+    );
+    let said = tls_exports(
+        &python,
+        &serve,
+        &certs,
+        &[
+            "f=grpc-client-cert",
+            "g=http-client-cert",
+            "h=grpc-ca",
+            "i=http-ca",
+        ],
+    );
+    for (case, want) in [
+        ("f", "SUCCESS"),
+        ("g", "SUCCESS"),
+        ("h", "FAILURE"),
+        ("i", "FAILURE"),
+    ] {
+        assert!(said.contains(&format!("{case} {want}")), "{case}: {said}");
+    }
+    let (live, log) = serve.stop();
+    assert_eq!(
+        live.len(),
+        2,
+        "the two exports with a client certificate: {log}"
+    );
+}
+
+/// Listening beyond loopback without TLS or a token: a warning naming the flags.
+#[test]
+fn listening_beyond_loopback_in_clear_text_warns_naming_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &["--listen", "0.0.0.0"]);
+    let log = serve.log();
+    let _ = serve.stop();
+    assert!(
+        log.contains("without TLS") && log.contains("--tls-cert and --tls-key"),
+        "{log}"
+    );
+    assert!(log.contains("without --token"), "{log}");
+}
+
 /// Sends raw bytes as the body of a TraceService/Export call.
 async fn raw_grpc(endpoint: &str, body: Vec<u8>) -> Result<(), tonic::Status> {
     let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())

@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import backend  # noqa: E402
+from stack import NGINX_HTTP_COMMON, dead_port, free_port, wait_port  # noqa: E402,F401
 
 NGINX_CONF = r"""
 {user}
@@ -53,19 +54,7 @@ pid {prefix}/nginx.pid;
 error_log {error_log} info;
 events {{ worker_connections 256; }}
 http {{
-  client_body_temp_path {prefix}/tmp/body;
-  proxy_temp_path {prefix}/tmp/proxy;
-  fastcgi_temp_path {prefix}/tmp/fastcgi;
-  uwsgi_temp_path {prefix}/tmp/uwsgi;
-  scgi_temp_path {prefix}/tmp/scgi;
-  access_log off;
-
-  log_format tracejoin '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
-                       '"$http_referer" "$http_user_agent" rid=$request_id rt=$request_time '
-                       'uct="$upstream_connect_time" urt="$upstream_response_time" us="$upstream_status" '
-                       'ua="$upstream_addr" xrid=$http_x_request_id tp=$http_traceparent lrs=$limit_req_status '
-                       'consumer=$http_x_consumer_id host=$host msec=$msec';
-  # ingress-nginx's default format; its two upstream-name variables are ingress's own, mapped here.
+""" + NGINX_HTTP_COMMON + r"""  # ingress-nginx's default format; its two upstream-name variables are ingress's own, mapped here.
   map $uri $proxy_upstream_name {{
     default "-";
     ~^/v1/payments "default-payments-80";
@@ -597,41 +586,6 @@ def request_for(name, rng):
         return "POST", "/v1/payments", dict(h, **{"Idempotency-Key": "idem-%08x" % rng.getrandbits(32)}), \
             json.dumps({"card": "4000-0000-0000-0259", "amount": 40})
     raise ValueError(name)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-_HELD = []
-
-
-def dead_port():
-    """A port nothing listens on for the whole run (connections are refused):
-    kept bound, never listening, so that no other process - a service of a
-    generator running beside this one - can take it and answer in its place."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    _HELD.append(s)
-    return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    """Waits for a listener without connecting to it: a probe connection would
-    be logged by the gateway as a request of its own."""
-    want = ":%04X" % port
-    end = time.time() + timeout
-    while time.time() < end:
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            with open(table) as f:
-                for row in f.read().splitlines()[1:]:
-                    cols = row.split()
-                    if cols[1].endswith(want) and cols[3] == "0A":  # 0A = LISTEN
-                        return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
 
 
 def send_one(port, method, path, headers, body, traceparent):

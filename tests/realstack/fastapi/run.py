@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # tests/realstack
 import jwt  # noqa: E402
 
 import generate  # noqa: E402  (free_port, dead_port, wait_port, send_one)
+import stack  # noqa: E402
 import ledger as ledger_mod  # noqa: E402
 
 NGINX_CONF = r"""
@@ -51,19 +52,7 @@ pid {prefix}/nginx.pid;
 error_log {out}/gateway/error.log;
 events {{ worker_connections 256; }}
 http {{
-  client_body_temp_path {prefix}/tmp/body;
-  proxy_temp_path {prefix}/tmp/proxy;
-  fastcgi_temp_path {prefix}/tmp/fastcgi;
-  uwsgi_temp_path {prefix}/tmp/uwsgi;
-  scgi_temp_path {prefix}/tmp/scgi;
-  access_log off;
-
-  log_format tracejoin '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
-                       '"$http_referer" "$http_user_agent" rid=$request_id rt=$request_time '
-                       'uct="$upstream_connect_time" urt="$upstream_response_time" us="$upstream_status" '
-                       'ua="$upstream_addr" xrid=$http_x_request_id tp=$http_traceparent lrs=$limit_req_status '
-                       'consumer=$http_x_consumer_id host=$host msec=$msec';
-
+""" + stack.NGINX_HTTP_COMMON + r"""
   upstream accounts {{ server 127.0.0.1:{app_port}; keepalive 8; }}
   upstream reports {{ server 127.0.0.1:{dead_port}; }}
 

@@ -37,6 +37,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/realstack
+import stack  # noqa: E402
 SERVICE = "catalog"
 JWT_SECRET = "catalog-shared-secret-0123456789abcdef"
 PRICING_TOKEN = "pricing-api-token-catalog-4f1c2e"
@@ -54,19 +56,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log info;
 events {{ worker_connections 256; }}
 http {{
-  client_body_temp_path {prefix}/tmp/body;
-  proxy_temp_path {prefix}/tmp/proxy;
-  fastcgi_temp_path {prefix}/tmp/fastcgi;
-  uwsgi_temp_path {prefix}/tmp/uwsgi;
-  scgi_temp_path {prefix}/tmp/scgi;
-  access_log off;
-
-  log_format tracejoin '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
-                       '"$http_referer" "$http_user_agent" rid=$request_id rt=$request_time '
-                       'uct="$upstream_connect_time" urt="$upstream_response_time" us="$upstream_status" '
-                       'ua="$upstream_addr" xrid=$http_x_request_id tp=$http_traceparent lrs=$limit_req_status '
-                       'consumer=$http_x_consumer_id host=$host msec=$msec';
-
+""" + stack.NGINX_HTTP_COMMON + r"""
   upstream catalog {{ server 127.0.0.1:{service_port}; keepalive 8; }}
 
   server {{
@@ -88,41 +78,9 @@ http {{
 """
 
 
-# --- ports (as in ../generate.py) -------------------------------------------
+# --- ports: ../stack.py's (a dead port stays bound for the whole run) -------
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-_HELD = []
-
-
-def dead_port():
-    """A port nothing listens on for the whole run (connections are refused):
-    kept bound, never listening, so no other process can take it."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    _HELD.append(s)
-    return s.getsockname()[1]
-
-
-def wait_port(port, timeout=15, proc=None):
-    """Waits for a listener without connecting to it (a probe would be logged)."""
-    want = ":%04X" % port
-    end = time.time() + timeout
-    while time.time() < end:
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            with open(table) as f:
-                for row in f.read().splitlines()[1:]:
-                    cols = row.split()
-                    if cols[1].endswith(want) and cols[3] == "0A":  # 0A = LISTEN
-                        return
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process {proc.args[0]} exited with {proc.returncode}")
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
+free_port, dead_port, wait_port = stack.free_port, stack.dead_port, stack.wait_port
 
 
 # --- the OTel Collector stand-in --------------------------------------------

@@ -22,6 +22,14 @@ struct Truth {
     retry_of: Option<String>,
 }
 
+/// tracejoin's requests by their gateway request id.
+fn by_request_id(a: &Analysis) -> HashMap<&str, &tracejoin::labelled::Labelled> {
+    a.requests
+        .iter()
+        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
+        .collect()
+}
+
 fn read_truth(path: &Path) -> Vec<Truth> {
     let text = std::fs::read_to_string(path).unwrap();
     text.lines()
@@ -67,11 +75,7 @@ struct Score {
 /// Compares verdicts with the truth; prints the confusion matrix and the
 /// status-only baseline; returns both agreements.
 fn agreement(a: &Analysis, truth: &[Truth]) -> Score {
-    let by_id: HashMap<&str, _> = a
-        .requests
-        .iter()
-        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
-        .collect();
+    let by_id = by_request_id(a);
     let mut matrix: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut agree = 0;
     let mut wrong = Vec::new();
@@ -168,11 +172,7 @@ fn agreement(a: &Analysis, truth: &[Truth]) -> Score {
 /// rest on the event that carries the cause, not on the status: a gateway
 /// error-log line, a backend line or span, or the gateway's own indicator.
 fn assert_cause_is_cited(a: &Analysis, truth: &[Truth]) {
-    let by_id: HashMap<&str, _> = a
-        .requests
-        .iter()
-        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
-        .collect();
+    let by_id = by_request_id(a);
     let mut checked = 0;
     for t in truth
         .iter()
@@ -202,11 +202,7 @@ fn assert_cause_is_cited(a: &Analysis, truth: &[Truth]) {
 fn assert_joins_are_complete(a: &Analysis, dir: &Path, truth: &[Truth]) {
     let ids: std::collections::HashSet<&str> =
         truth.iter().map(|t| t.request_id.as_str()).collect();
-    let request_of: HashMap<&str, &tracejoin::labelled::Labelled> = a
-        .requests
-        .iter()
-        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
-        .collect();
+    let request_of = by_request_id(a);
     let mut checked = 0;
     // orders: JSON lines with request_id; payments: logfmt with request_id=...
     for (file, extract) in [
@@ -323,11 +319,7 @@ fn check_incident(dir: &Path, truth_path: &Path) -> Score {
 /// Retries inside one trace: each attempt is its own request, and a retry
 /// names its attempt number and the attempt it retries.
 fn assert_attempts(a: &Analysis, truth: &[Truth]) {
-    let by_id: HashMap<&str, _> = a
-        .requests
-        .iter()
-        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
-        .collect();
+    let by_id = by_request_id(a);
     let retries: Vec<&Truth> = truth
         .iter()
         .filter(|t| t.attempt.is_some_and(|n| n > 1))
@@ -638,11 +630,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// is: counted in the raw files and in the request's timeline.
 fn assert_traces_are_joined(a: &Analysis, dir: &Path, truth: &[Truth]) {
     let raw = raw_items(dir);
-    let by_id: HashMap<&str, _> = a
-        .requests
-        .iter()
-        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
-        .collect();
+    let by_id = by_request_id(a);
     let mut checked = 0;
     for t in truth {
         let Some(trace) = &t.trace_id else { continue };
@@ -725,11 +713,7 @@ fn library_stack(stack: &str, seed: &str) {
     assert_traces_are_joined(&a, &out, &truth);
     // A dependency call that failed and was retried with success: noted on a
     // request that did not fail, never a failure.
-    let by_id: HashMap<&str, _> = a
-        .requests
-        .iter()
-        .filter_map(|l| l.request.request_id.as_deref().map(|id| (id, l)))
-        .collect();
+    let by_id = by_request_id(&a);
     let recovered: Vec<&Truth> = truth
         .iter()
         .filter(|t| t.scenario.starts_with("ok_retry") && t.label == "none")

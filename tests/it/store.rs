@@ -625,9 +625,7 @@ fn a_run_killed_mid_write_leaves_nothing_a_reader_sees_and_the_next_run_complete
     );
     // The reader sees the store as it was.
     assert_eq!(count_requests(&store), before);
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(store.join("manifest.json")).unwrap())
-            .unwrap();
+    let manifest = read_manifest(&store);
     assert_eq!(manifest["runs"].as_array().unwrap().len(), 1, "{manifest}");
     // The next run of the same inputs completes, leftovers gone.
     write_store(&big, &store);
@@ -676,9 +674,7 @@ fn concurrent_writers_into_one_store_both_land() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(store.join("manifest.json")).unwrap())
-            .unwrap();
+    let manifest = read_manifest(&store);
     assert_eq!(manifest["runs"].as_array().unwrap().len(), 6, "{manifest}");
     assert_eq!(count_requests(&store), 6 * 300);
 }
@@ -754,8 +750,10 @@ fn a_damaged_parquet_file_is_named_and_the_rest_still_answers() {
 }
 
 fn manifest_run(store: &Path, i: usize) -> String {
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(store.join("manifest.json")).unwrap())
-            .unwrap();
+    let manifest = read_manifest(store);
     manifest["runs"][i]["run"].as_str().unwrap().to_string()
+}
+
+fn read_manifest(store: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(store.join("manifest.json")).unwrap()).unwrap()
 }

@@ -2,7 +2,9 @@
 hapi/run.py), standard library only: nginx's common http-level lines and the
 ports helpers."""
 
+import signal
 import socket
+import subprocess
 import time
 
 # The http-level lines every real-stack nginx shares: temp paths inside the
@@ -59,3 +61,15 @@ def wait_port(port, timeout=10, proc=None):
             raise RuntimeError(f"process {proc.args[0]} exited with {proc.returncode}")
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
+
+
+def stop(proc, timeout=10):
+    """SIGTERM (so an OTel SDK flushes), then SIGKILL if it does not exit."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

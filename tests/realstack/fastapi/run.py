@@ -231,15 +231,7 @@ def send(port, job):
     return i, name, label, method, path, status, rid, tp.split("-")[1] if tp else ""
 
 
-def stop(proc, timeout=10):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+stop = stack.stop
 
 
 def main():

@@ -384,15 +384,7 @@ def send(port, job):
 
 # --- processes ----------------------------------------------------------------
 
-def stop_proc(proc, timeout=10):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+stop_proc = stack.stop
 
 
 def main():

@@ -24,7 +24,12 @@ pub struct Store {
     /// Files that cannot be read, each with the reason: left out of every
     /// table, reported by the command (`query` answers from the rest).
     pub skipped: Vec<String>,
+    /// The readable files of `requests`, `events` and `index`, found and
+    /// checked once when the store opens.
+    files: [Vec<PathBuf>; 3],
 }
+
+const TABLES: [&str; 3] = ["requests", "events", "index"];
 
 /// The readable files of one table: those of runs the manifest records (a
 /// run killed before it finished is not there), each a complete Parquet file
@@ -122,6 +127,7 @@ impl Store {
                 dir: dir.to_path_buf(),
                 manifest,
                 skipped: Vec::new(),
+                files: Default::default(),
             }
             .checked()),
             None => bail!(
@@ -132,18 +138,20 @@ impl Store {
         }
     }
 
-    /// Finds the files that cannot be read, once, for the command to report.
+    /// Finds each table's readable files once, and those that cannot be read
+    /// for the command to report.
     fn checked(mut self) -> Store {
-        let mut skipped = Vec::new();
-        for table in ["requests", "events", "index"] {
-            table_files(&self.dir, table, &self.manifest, &mut skipped);
+        for (i, table) in TABLES.iter().enumerate() {
+            self.files[i] = table_files(&self.dir, table, &self.manifest, &mut self.skipped);
         }
-        self.skipped = skipped;
         self
     }
 
-    fn files(&self, table: &str) -> Vec<PathBuf> {
-        table_files(&self.dir, table, &self.manifest, &mut Vec::new())
+    fn files(&self, table: &str) -> &[PathBuf] {
+        TABLES
+            .iter()
+            .position(|t| *t == table)
+            .map_or(&[], |i| &self.files[i])
     }
 
     /// `requests` or `events`, every partition, with the Hive columns `date` and `hour`.

@@ -35,7 +35,7 @@ pub enum Command {
     Timeline(timeline::Args),
     /// Live: receive OTLP traces and logs (gRPC and HTTP) and follow log
     /// files; emit each request, joined and labelled, once it is complete.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// SQL over a store's tables `requests` and `events` (polars SQL).
     Query(query::Args),
     /// A self-contained HTML postmortem page (or Markdown) from a store.

@@ -57,6 +57,12 @@ pub struct Args {
     /// later" (gRPC RESOURCE_EXHAUSTED, HTTP 429).
     #[arg(long, value_name = "N", default_value_t = 200_000)]
     max_queued_events: usize,
+    /// Resident memory limit: above four fifths of it receivers answer "busy,
+    /// retry later" and followed files wait; above it the longest-idle open
+    /// requests are emitted early (flag `evicted`). `auto`: half of the
+    /// machine's (or container's) memory; `off`: none.
+    #[arg(long, value_name = "SIZE", default_value = "auto", value_parser = parse_memory_limit)]
+    memory_limit: MemoryLimit,
     /// A request open this long is emitted even if events still arrive.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_ms)]
     max_age: u64,
@@ -110,6 +116,11 @@ impl Args {
             },
             max_message: self.max_message_size,
             max_queued: self.max_queued_events.max(1),
+            memory_limit: match self.memory_limit {
+                MemoryLimit::Auto => crate::serve::memory::default_limit(),
+                MemoryLimit::Off => None,
+                MemoryLimit::Bytes(b) => Some(b),
+            },
             live: LiveOptions {
                 window_ms: self.sources.window,
                 limits: LiveLimits {
@@ -129,6 +140,24 @@ impl Args {
         };
         crate::serve::run(opts, registry, engine)?;
         Ok(EXIT_OK)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum MemoryLimit {
+    Auto,
+    Off,
+    Bytes(u64),
+}
+
+fn parse_memory_limit(s: &str) -> Result<MemoryLimit, String> {
+    match s {
+        "auto" => Ok(MemoryLimit::Auto),
+        "off" => Ok(MemoryLimit::Off),
+        _ => match parse_size(s)? {
+            0 => Err("a memory limit of 0: use `off` for none".into()),
+            b => Ok(MemoryLimit::Bytes(b as u64)),
+        },
     }
 }
 

@@ -231,6 +231,11 @@ fn place_coarse_gateway_line(
     if precision == 0 || st < gt || st >= gt + precision {
         return false;
     }
+    // Already placed: a live request reopened by a late event is built again
+    // from the events it was emitted with.
+    if events[g].attributes.iter().any(|(k, _)| k == "ts_logged") {
+        return false;
+    }
     let e = &mut events[g];
     e.attributes
         .push((Text::from("ts_logged"), crate::event::time::format_ts(gt)));

@@ -946,21 +946,7 @@ impl Correlator {
                     out.push(self.close(s, Some(Flag::MaxAge)));
                 }
             }
-            // Over a cap: the requests idle longest go first.
-            while self.open > limits.max_open || self.buffered > limits.max_events {
-                let Some(Reverse((t, s))) = self.queue.pop() else {
-                    break;
-                };
-                let Some(open) = self.slots[s as usize].as_ref() else {
-                    continue;
-                };
-                if open.last > t {
-                    self.queue.push(Reverse((open.last, s)));
-                    continue;
-                }
-                self.stats.evicted += 1;
-                out.push(self.close(s, Some(Flag::Evicted)));
-            }
+            self.evict_over(limits.max_open, limits.max_events, out);
         }
         if out.len() > before {
             if let Some(inference) = self.infer.as_mut() {
@@ -968,6 +954,59 @@ impl Correlator {
                 inference.prune(&|s, g| Self::is_open(slots, s, g));
             }
         }
+    }
+
+    /// Over a cap: the requests idle longest are emitted early (flag `evicted`).
+    fn evict_over(&mut self, max_open: usize, max_events: usize, out: &mut Vec<Closed>) {
+        while self.open > max_open || self.buffered > max_events {
+            let Some(Reverse((t, s))) = self.queue.pop() else {
+                break;
+            };
+            let Some(open) = self.slots[s as usize].as_ref() else {
+                continue;
+            };
+            if open.last > t {
+                self.queue.push(Reverse((open.last, s)));
+                continue;
+            }
+            self.stats.evicted += 1;
+            out.push(self.close(s, Some(Flag::Evicted)));
+        }
+    }
+
+    /// Live, over the memory limit: emits the longest-idle half of the open
+    /// requests and of their events early (flag `evicted`), and forgets the
+    /// emitted requests kept for amendment (a late event then starts a
+    /// request of its own, counted `late`). Returns how many it emitted.
+    pub fn shed(&mut self, out: &mut Vec<Closed>) -> usize {
+        let before = out.len();
+        self.evict_over(self.open / 2, self.buffered / 2, out);
+        self.retained = Retained::default();
+        out.len() - before
+    }
+
+    /// Live: keeps an emitted request's events (taken back from its labelled
+    /// request, not copied) so that a late event reopens it; `keys` are the
+    /// keys it closed with.
+    pub fn retain(&mut self, keys: Vec<String>, events: Vec<Event>, request: &super::Request) {
+        if let Some(limits) = self.live.filter(|l| l.retain > 0) {
+            self.retained.keep(
+                Closed {
+                    events,
+                    keys,
+                    inferred: request.inferred,
+                    revision: request.revision,
+                    early: None,
+                    reused_id: request.flags.contains(&Flag::ReusedId),
+                },
+                &limits,
+            );
+        }
+    }
+
+    /// Whether emitted requests are kept for amendment (see [`Correlator::retain`]).
+    pub fn retains(&self) -> bool {
+        self.live.is_some_and(|l| l.retain > 0)
     }
 
     /// Closes everything (end of input).
@@ -1009,25 +1048,14 @@ impl Correlator {
                 }
             }
         }
-        let closed = Closed {
+        Closed {
             events: open.events,
             keys: open.keys,
             inferred: open.inferred,
             revision: open.revision,
             early,
             reused_id: open.reused_id,
-        };
-        if let Some(limits) = self.live.filter(|l| l.retain > 0) {
-            self.retained.keep(
-                Closed {
-                    events: closed.events.clone(),
-                    keys: closed.keys.clone(),
-                    ..closed
-                },
-                &limits,
-            );
         }
-        closed
     }
 }
 
@@ -1259,6 +1287,11 @@ mod tests {
         c.close_idle(51_100 * 1_000_000, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].revision, 1);
+        // Live mode hands the emitted request's events back, not a copy.
+        let keys = out[0].keys.clone();
+        let mut r = crate::correlate::build_closed(out.remove(0));
+        let events = std::mem::take(&mut r.events);
+        c.retain(keys, events, &r);
         // The gateway line for the same trace arrives after the request was emitted.
         let mut g = ev(
             0,
@@ -1281,6 +1314,45 @@ mod tests {
         let r = crate::correlate::build_closed(again.remove(0));
         assert!(r.flags.contains(&crate::correlate::Flag::Amended));
         assert_eq!(r.request_id.as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn shedding_emits_the_longest_idle_half_and_forgets_retained_requests() {
+        let mut c = live(100, 1_000);
+        for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            push(
+                &mut c,
+                ev(0, Source::Gateway, Some(id), None),
+                i as i64 * 10,
+            );
+        }
+        // One request emitted and kept for amendment.
+        push(&mut c, ev(0, Source::Gateway, Some("old"), None), 0);
+        let mut out = Vec::new();
+        c.close_idle(5_000 * 1_000_000, &mut out);
+        assert_eq!(out.len(), 5, "all idle past the window");
+        for closed in out.drain(..) {
+            let keys = closed.keys.clone();
+            let mut r = crate::correlate::build_closed(closed);
+            let events = std::mem::take(&mut r.events);
+            c.retain(keys, events, &r);
+        }
+        for (i, id) in ["e", "f", "g", "h"].iter().enumerate() {
+            push(
+                &mut c,
+                ev(0, Source::Gateway, Some(id), None),
+                6_000 + i as i64 * 10,
+            );
+        }
+        assert_eq!(c.shed(&mut out), 2, "half of four open requests");
+        let shed: Vec<&str> = out.iter().map(|c| c.keys[0].as_str()).collect();
+        assert_eq!(shed, ["e", "f"], "the longest idle first");
+        assert!(out.iter().all(|c| c.early == Some(Flag::Evicted)));
+        assert_eq!(c.open_requests(), 2);
+        // A late event for a forgotten request starts a request of its own.
+        push(&mut c, ev(0, Source::Backend, Some("a"), None), 6_100);
+        assert_eq!(c.stats.late, 1);
+        assert_eq!(c.stats.amended, 0);
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
-    fn apply(&self, lf: LazyFrame, column: &str) -> LazyFrame {
+    /// Keeps the rows of `lf` whose `column` is in the range.
+    pub fn apply(&self, lf: LazyFrame, column: &str) -> LazyFrame {
         let t = |ns: i64| lit(ns).cast(DataType::Datetime(TimeUnit::Nanoseconds, None));
         let mut lf = lf;
         if let Some(s) = self.since {

@@ -1,6 +1,6 @@
 //! `tracejoin report`: the postmortem page. [`gather`] reads what the page
-//! needs from the store (one scan of `requests`, then the example requests by
-//! key); [`html`] draws it as one self-contained file (inline CSS and SVG, no
+//! needs from the store (`requests` folded file by file, then the example
+//! requests by key); [`html`] draws it as one self-contained file (inline CSS and SVG, no
 //! script, no network), [`markdown`] as text to paste into a document. Every
 //! string that came from a log goes through `escape::html` / `markdown_cell`.
 
@@ -116,104 +116,59 @@ fn top(map: BTreeMap<String, (Counts, u64)>) -> Vec<(String, Counts, u64)> {
     v
 }
 
+/// The columns the page reads from `requests`.
+const COLUMNS: [&str; 10] = [
+    "request_key",
+    "request_id",
+    "start",
+    "failed",
+    "label",
+    "route",
+    "path",
+    "upstream_addr",
+    "consumer",
+    "explanation",
+];
+
+/// Reads the store twice, file by file (each a lazy polars scan with the
+/// range pushed down and only the needed columns): once for the time span,
+/// which sets the bars' width, then to count. Memory holds one file's rows
+/// and the counts, which grow with the routes, upstreams and consumers, not
+/// with the requests.
 pub fn gather(store: &Store, range: TimeRange) -> Result<Data> {
-    let ctx_sql = "SELECT request_key, request_id, start, failed, label, route, path, upstream_addr, consumer, explanation FROM requests";
-    let df = crate::query::run(store, ctx_sql, range)?;
-    let starts: Vec<Option<i64>> = {
-        let c = df.column("start")?.cast(&DataType::Int64)?;
-        let ca = c.i64()?;
-        (0..ca.len()).map(|i| ca.get(i)).collect()
-    };
-    let failed: Vec<bool> = {
-        let ca = df.column("failed")?.bool()?;
-        (0..ca.len()).map(|i| ca.get(i).unwrap_or(false)).collect()
-    };
-    let (keys, ids, labels) = (
-        str_col(&df, "request_key")?,
-        str_col(&df, "request_id")?,
-        str_col(&df, "label")?,
-    );
-    let (routes, paths) = (str_col(&df, "route")?, str_col(&df, "path")?);
-    let (upstreams, consumers) = (str_col(&df, "upstream_addr")?, str_col(&df, "consumer")?);
-    let explanations = str_col(&df, "explanation")?;
-    let first = starts.iter().flatten().min().copied();
-    let last = starts.iter().flatten().max().copied();
-    let bucket_ns = bucket_for(last.unwrap_or(0) - first.unwrap_or(0));
-    let mut buckets: BTreeMap<i64, Counts> = BTreeMap::new();
-    let mut label_counts: Counts = [0; 6];
-    let (mut by_route, mut by_up, mut by_consumer): (
-        BTreeMap<String, (Counts, u64)>,
-        BTreeMap<_, _>,
-        BTreeMap<_, _>,
-    ) = Default::default();
-    let mut first_failures: BTreeMap<usize, FirstFailure> = BTreeMap::new();
-    let mut example_keys: BTreeMap<usize, Vec<(i64, String)>> = BTreeMap::new();
-    for i in 0..df.height() {
-        let route = routes[i]
-            .clone()
-            .or_else(|| paths[i].as_deref().map(templated))
-            .unwrap_or_else(|| "-".into());
-        let up = upstreams[i].clone().unwrap_or_else(|| "-".into());
-        let consumer = consumers[i].clone().unwrap_or_else(|| "-".into());
-        for (map, k) in [
-            (&mut by_route, &route),
-            (&mut by_up, &up),
-            (&mut by_consumer, &consumer),
-        ] {
-            map.entry(k.clone()).or_insert(([0; 6], 0)).1 += 1;
+    let parts = store.table_parts("requests")?;
+    let (mut first, mut last, mut requests) = (None::<i64>, None::<i64>, 0u64);
+    for part in &parts {
+        let df = range
+            .apply(part.clone(), "start")
+            .select([
+                col("start").cast(DataType::Int64).min().alias("first"),
+                col("start").cast(DataType::Int64).max().alias("last"),
+                len().alias("n"),
+            ])
+            .collect()?;
+        let get = |c: &str| -> Result<Option<i64>> {
+            Ok(df.column(c)?.cast(&DataType::Int64)?.i64()?.get(0))
+        };
+        if let Some(f) = get("first")? {
+            first = Some(first.map_or(f, |x| x.min(f)));
         }
-        if let Some(t) = starts[i] {
-            if first.is_some() {
-                buckets
-                    .entry(t - (t - first.unwrap_or(0)) % bucket_ns)
-                    .or_insert([0; 6]);
-            }
+        if let Some(l) = get("last")? {
+            last = Some(last.map_or(l, |x| x.max(l)));
         }
-        if !failed[i] {
-            continue;
-        }
-        let li = label_index(labels[i].as_deref().unwrap_or("unknown"));
-        label_counts[li] += 1;
-        for (map, k) in [
-            (&mut by_route, &route),
-            (&mut by_up, &up),
-            (&mut by_consumer, &consumer),
-        ] {
-            map.get_mut(k).expect("counted above").0[li] += 1;
-        }
-        let t = starts[i].unwrap_or(i64::MAX);
-        if let Some(f) = first {
-            if let Some(b) = buckets.get_mut(&(t - (t - f) % bucket_ns)) {
-                b[li] += 1;
-            }
-        }
-        let entry = first_failures.entry(li).or_insert(FirstFailure {
-            at: i64::MAX,
-            id: String::new(),
-            route: String::new(),
-            explanation: String::new(),
-        });
-        if t < entry.at {
-            *entry = FirstFailure {
-                at: t,
-                id: ids[i]
-                    .clone()
-                    .or_else(|| keys[i].clone())
-                    .unwrap_or_default(),
-                route: route.clone(),
-                explanation: explanations[i].clone().unwrap_or_default(),
-            };
-        }
-        let ex = example_keys.entry(li).or_default();
-        // The earliest few: the start of the incident is what a reader wants first.
-        ex.push((t, keys[i].clone().unwrap_or_default()));
-        if ex.len() > 64 {
-            ex.sort();
-            ex.truncate(EXAMPLES_PER_LABEL);
-        }
+        requests += get("n")?.unwrap_or(0) as u64;
+    }
+    let mut tally = Tally::new(first, bucket_for(last.unwrap_or(0) - first.unwrap_or(0)));
+    let columns: Vec<Expr> = COLUMNS.iter().map(|c| col(*c)).collect();
+    for part in parts {
+        let df = range
+            .apply(part, "start")
+            .select(columns.clone())
+            .collect()?;
+        tally.add(&df)?;
     }
     let mut examples = Vec::new();
-    for (li, mut ks) in example_keys {
+    for (li, mut ks) in tally.example_keys {
         ks.sort();
         ks.truncate(EXAMPLES_PER_LABEL);
         let mut found = Vec::new();
@@ -227,19 +182,129 @@ pub fn gather(store: &Store, range: TimeRange) -> Result<Data> {
     Ok(Data {
         store: store.dir.display().to_string(),
         runs: store.manifest.runs.clone(),
-        requests: df.height() as u64,
-        failed: label_counts.iter().sum(),
+        requests,
+        failed: tally.labels.iter().sum(),
         first,
         last,
-        bucket_ns,
-        buckets: buckets.into_iter().collect(),
-        labels: label_counts,
-        routes: top(by_route),
-        upstreams: top(by_up),
-        consumers: top(by_consumer),
-        first_failures: first_failures.into_iter().collect(),
+        bucket_ns: tally.bucket_ns,
+        buckets: tally.buckets.into_iter().collect(),
+        labels: tally.labels,
+        routes: top(tally.by_route),
+        upstreams: top(tally.by_up),
+        consumers: top(tally.by_consumer),
+        first_failures: tally.first_failures.into_iter().collect(),
         examples,
     })
+}
+
+/// The page's counts, folded one frame of `requests` at a time.
+struct Tally {
+    first: Option<i64>,
+    bucket_ns: i64,
+    buckets: BTreeMap<i64, Counts>,
+    labels: Counts,
+    by_route: BTreeMap<String, (Counts, u64)>,
+    by_up: BTreeMap<String, (Counts, u64)>,
+    by_consumer: BTreeMap<String, (Counts, u64)>,
+    first_failures: BTreeMap<usize, FirstFailure>,
+    /// The earliest failures by label: (start, request key).
+    example_keys: BTreeMap<usize, Vec<(i64, String)>>,
+}
+
+impl Tally {
+    fn new(first: Option<i64>, bucket_ns: i64) -> Tally {
+        Tally {
+            first,
+            bucket_ns,
+            buckets: BTreeMap::new(),
+            labels: [0; 6],
+            by_route: BTreeMap::new(),
+            by_up: BTreeMap::new(),
+            by_consumer: BTreeMap::new(),
+            first_failures: BTreeMap::new(),
+            example_keys: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, df: &DataFrame) -> Result<()> {
+        let starts: Vec<Option<i64>> = {
+            let c = df.column("start")?.cast(&DataType::Int64)?;
+            let ca = c.i64()?;
+            (0..ca.len()).map(|i| ca.get(i)).collect()
+        };
+        let failed: Vec<bool> = {
+            let ca = df.column("failed")?.bool()?;
+            (0..ca.len()).map(|i| ca.get(i).unwrap_or(false)).collect()
+        };
+        let (keys, ids, labels) = (
+            str_col(df, "request_key")?,
+            str_col(df, "request_id")?,
+            str_col(df, "label")?,
+        );
+        let (routes, paths) = (str_col(df, "route")?, str_col(df, "path")?);
+        let (upstreams, consumers) = (str_col(df, "upstream_addr")?, str_col(df, "consumer")?);
+        let explanations = str_col(df, "explanation")?;
+        let bucket_ns = self.bucket_ns;
+        let bucket = |t: i64, f: i64| t - (t - f) % bucket_ns;
+        for i in 0..df.height() {
+            let route = routes[i]
+                .clone()
+                .or_else(|| paths[i].as_deref().map(templated))
+                .unwrap_or_else(|| "-".into());
+            let up = upstreams[i].clone().unwrap_or_else(|| "-".into());
+            let consumer = consumers[i].clone().unwrap_or_else(|| "-".into());
+            let mut counts: [&mut (Counts, u64); 3] = [
+                self.by_route.entry(route.clone()).or_insert(([0; 6], 0)),
+                self.by_up.entry(up).or_insert(([0; 6], 0)),
+                self.by_consumer.entry(consumer).or_insert(([0; 6], 0)),
+            ];
+            for c in counts.iter_mut() {
+                c.1 += 1;
+            }
+            if let (Some(t), Some(f)) = (starts[i], self.first) {
+                self.buckets.entry(bucket(t, f)).or_insert([0; 6]);
+            }
+            if !failed[i] {
+                continue;
+            }
+            let li = label_index(labels[i].as_deref().unwrap_or("unknown"));
+            self.labels[li] += 1;
+            for c in counts.iter_mut() {
+                c.0[li] += 1;
+            }
+            let t = starts[i].unwrap_or(i64::MAX);
+            if let Some(f) = self.first {
+                if let Some(b) = self.buckets.get_mut(&bucket(t, f)) {
+                    b[li] += 1;
+                }
+            }
+            let entry = self.first_failures.entry(li).or_insert(FirstFailure {
+                at: i64::MAX,
+                id: String::new(),
+                route: String::new(),
+                explanation: String::new(),
+            });
+            if t < entry.at {
+                *entry = FirstFailure {
+                    at: t,
+                    id: ids[i]
+                        .clone()
+                        .or_else(|| keys[i].clone())
+                        .unwrap_or_default(),
+                    route,
+                    explanation: explanations[i].clone().unwrap_or_default(),
+                };
+            }
+            let ex = self.example_keys.entry(li).or_default();
+            // The earliest few: the start of the incident is what a reader wants first.
+            ex.push((t, keys[i].clone().unwrap_or_default()));
+            if ex.len() > 64 {
+                ex.sort();
+                ex.truncate(EXAMPLES_PER_LABEL);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn dur(ns: i64) -> String {

@@ -4,6 +4,7 @@
 //! and JSON lines as `analyze`.
 
 use super::intake::{Counters, Msg, Outlet};
+use super::memory::{Level, Limiter};
 use crate::analysis::label_closed;
 use crate::correlate::{Attempts, Closed, Correlator, LiveLimits, SkewEstimator, WindowStats};
 use crate::labelled::Labelled;
@@ -16,6 +17,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often idle requests are looked for.
 const TICK: Duration = Duration::from_millis(100);
+
+/// Requests labelled and written at a time.
+const EMIT_CHUNK: usize = 1024;
+
+/// Over the soft mark this long, with receivers refused all along, the
+/// pipeline sheds as at the hard mark: a long window would otherwise hold its
+/// requests, and the senders' data, until the window ends.
+const SOFT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Shedding at the hard mark waits this long for the memory monitor to see
+/// what the last shed freed.
+const SHED_EVERY: Duration = Duration::from_millis(200);
 
 pub struct LiveOptions {
     pub window_ms: u64,
@@ -46,6 +59,8 @@ pub fn run(
     outlet: Outlet,
     engine: &Engine,
     counters: &Counters,
+    memory: &Limiter,
+    wake_receivers: &dyn Fn(),
     opts: &LiveOptions,
     mut sink: LabelledSink,
 ) -> Finished {
@@ -63,13 +78,29 @@ pub fn run(
     let mut stats = StatsLine::new();
     let mut attempts = Attempts::default();
     let keep = |_: &crate::correlate::Request| true;
+    let mut keys: Vec<Vec<String>> = Vec::new();
+    // `shed`: the correlator forgot its retained requests; so does `emitted`.
     let mut emit = |closed: &mut Vec<Closed>,
-                    corr: &Correlator,
+                    corr: &mut Correlator,
                     summary: &mut Summary,
-                    sink: &mut LabelledSink| {
-        if !closed.is_empty() {
-            label_closed(engine, closed, &keep, &mut labelled);
-            for mut l in labelled.drain(..).flatten() {
+                    sink: &mut LabelledSink,
+                    shed: bool| {
+        if shed {
+            emitted.clear();
+        }
+        // In chunks: a labelled request weighs more than its closed events, and
+        // a shutdown or a shed may close every open request at once.
+        while !closed.is_empty() {
+            let rest = closed.split_off(closed.len().min(EMIT_CHUNK));
+            let mut chunk = std::mem::replace(closed, rest);
+            // The keys each request closed with, to keep it for amendment.
+            keys.clear();
+            // Over the limit, nothing is kept: shedding forgets, it does not refill.
+            if corr.retains() && memory.level() < Level::Hard {
+                keys.extend(chunk.iter().map(|c| c.keys.clone()));
+            }
+            label_closed(engine, &mut chunk, &keep, &mut labelled);
+            for (i, mut l) in labelled.drain(..).flatten().enumerate() {
                 attempts.mark(&mut l.request);
                 skew.add(&l.request);
                 // A later revision replaces the earlier one in the summary.
@@ -86,6 +117,10 @@ pub fn run(
                 counters
                     .failed
                     .store(summary.failed as u64, Ordering::Relaxed);
+                if let Some(k) = keys.get_mut(i) {
+                    let events = std::mem::take(&mut l.request.events);
+                    corr.retain(std::mem::take(k), events, &l.request);
+                }
             }
             sink.flush_json();
         }
@@ -101,6 +136,8 @@ pub fn run(
         counters.amended.store(s.amended, Ordering::Relaxed);
         counters.late.store(s.late, Ordering::Relaxed);
     };
+    let mut last_shed: Option<Instant> = None;
+    let mut soft_since: Option<Instant> = None;
     loop {
         match outlet.rx.recv_timeout(TICK) {
             Ok(Msg::Events(events, keys)) => {
@@ -116,9 +153,26 @@ pub fn run(
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             corr.close_idle(now_ns(), &mut closed);
-            emit(&mut closed, &corr, &mut summary, &mut sink);
+            emit(&mut closed, &mut corr, &mut summary, &mut sink, false);
+            let level = memory.level();
+            if level == Level::Normal {
+                soft_since = None;
+            } else if soft_since.is_none() {
+                soft_since = Some(Instant::now());
+            }
+            let pressed =
+                level == Level::Hard || soft_since.is_some_and(|t| t.elapsed() >= SOFT_PATIENCE);
+            if pressed && last_shed.is_none_or(|t| t.elapsed() >= SHED_EVERY) {
+                last_shed = Some(Instant::now());
+                soft_since = Some(Instant::now());
+                Counters::add(&memory.sheds, 1);
+                corr.shed(&mut closed);
+                emit(&mut closed, &mut corr, &mut summary, &mut sink, true);
+                sink.flush_store();
+                super::memory::release_freed(wake_receivers);
+            }
             if let Some(every) = opts.stats_every {
-                stats.maybe_print(every, counters, &summary);
+                stats.maybe_print(every, counters, memory, &summary);
             }
             if last_store.elapsed() >= opts.store_every {
                 last_store = Instant::now();
@@ -129,9 +183,9 @@ pub fn run(
     // Sources have stopped; whatever they queued before the shutdown is in
     // the channel ahead of it and was taken above.
     corr.close_all(&mut closed);
-    emit(&mut closed, &corr, &mut summary, &mut sink);
+    emit(&mut closed, &mut corr, &mut summary, &mut sink, false);
     if opts.stats_every.is_some() {
-        stats.print(counters, &summary);
+        stats.print(counters, memory, &summary);
     }
     let outcome = sink.finish();
     match outcome.store {
@@ -189,6 +243,12 @@ impl Emitted {
         }
     }
 
+    /// Forgets every request (shedding: the correlator forgot them too).
+    fn clear(&mut self) {
+        self.by_id.clear();
+        self.order.clear();
+    }
+
     /// The contribution of the request with this id, removed with all its ids.
     fn take(&mut self, id: &str) -> Option<Contribution> {
         let (n, c) = self.by_id.remove(id)?;
@@ -212,13 +272,13 @@ impl StatsLine {
         }
     }
 
-    fn maybe_print(&mut self, every: Duration, c: &Counters, summary: &Summary) {
+    fn maybe_print(&mut self, every: Duration, c: &Counters, m: &Limiter, summary: &Summary) {
         if self.last.elapsed() >= every {
-            self.print(c, summary);
+            self.print(c, m, summary);
         }
     }
 
-    fn print(&mut self, c: &Counters, summary: &Summary) {
+    fn print(&mut self, c: &Counters, m: &Limiter, summary: &Summary) {
         let g = Counters::get;
         let received = g(&c.spans) + g(&c.logs) + g(&c.lines);
         let secs = self.last.elapsed().as_secs_f64().max(1e-3);
@@ -231,7 +291,7 @@ impl StatsLine {
             .map(|(l, n)| format!("{l} {n}"))
             .collect();
         eprintln!(
-            "tracejoin: {} received {} spans, {} logs ({} gRPC + {} HTTP messages), {} lines ({:.0}/s) | open {} ({} events) | emitted {}, failed {}{} | refused {} busy, {} too large, {} invalid, {} auth; {} spans rejected, {} bad lines | evicted {}, aged out {}, late {}, amended {}",
+            "tracejoin: {} received {} spans, {} logs ({} gRPC + {} HTTP messages), {} lines ({:.0}/s) | open {} ({} events) | emitted {}, failed {}{} | refused {} busy, {} memory, {} too large, {} invalid, {} auth; {} spans rejected, {} bad lines | evicted {}, aged out {}, late {}, amended {} | {}",
             chrono::Utc::now().format("%H:%M:%S"),
             g(&c.spans),
             g(&c.logs),
@@ -249,6 +309,7 @@ impl StatsLine {
                 format!(" [{}]", labels.join(", "))
             },
             g(&c.refused_busy),
+            g(&c.refused_memory),
             g(&c.refused_oversize),
             g(&c.refused_invalid),
             g(&c.refused_auth),
@@ -258,6 +319,7 @@ impl StatsLine {
             g(&c.aged),
             g(&c.late),
             g(&c.amended),
+            m.describe(),
         );
     }
 }

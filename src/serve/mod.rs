@@ -10,6 +10,7 @@
 pub mod follow;
 pub mod intake;
 pub mod live;
+pub mod memory;
 pub mod receiver;
 pub mod tls;
 
@@ -36,6 +37,8 @@ pub struct ServeOptions {
     /// Events queued between the sources and the pipeline before receivers
     /// answer "busy, retry".
     pub max_queued: usize,
+    /// Bytes of resident memory (`None`: no limit); see [`memory`].
+    pub memory_limit: Option<u64>,
     pub live: live::LiveOptions,
     /// With `json`: only requests that failed.
     pub failures_only: bool,
@@ -58,7 +61,15 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()>
         .get("otlp_logs")
         .cloned()
         .ok_or_else(|| anyhow!("no otlp_logs definition is loaded"))?;
-    let (intake, outlet) = intake::channel(opts.max_queued);
+    let memory = Arc::new(memory::Limiter::new(opts.memory_limit));
+    let monitor_stop = Arc::new(AtomicBool::new(false));
+    if opts.memory_limit.is_some() {
+        memory.sample();
+        memory
+            .monitor(monitor_stop.clone())
+            .context("cannot start the memory monitor")?;
+    }
+    let (intake, outlet) = intake::channel(opts.max_queued, memory.clone());
     let counters = intake.counters.clone();
 
     let out: Option<Box<dyn Write + Send>> = match &opts.json {
@@ -82,6 +93,7 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()>
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .on_thread_park(memory::collect_if_asked)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -120,6 +132,13 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()>
             ""
         }
     );
+    if let Some(limit) = opts.memory_limit {
+        eprintln!(
+            "tracejoin: memory limit {} MiB (refuse above {} MiB, shed above the limit; --memory-limit)",
+            limit >> 20,
+            memory.soft >> 20
+        );
+    }
     let beyond_loopback = [opts.grpc, opts.http]
         .iter()
         .flatten()
@@ -147,17 +166,36 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()>
         None => (None, None),
     };
 
+    // A parked receiver thread hands back its freed memory when it next
+    // wakes (memory::collect_if_asked): after a shed, wake each one.
+    let wake_receivers = {
+        let handle = runtime.handle().clone();
+        move || {
+            for _ in 0..2 {
+                handle.spawn(async {});
+            }
+        }
+    };
     let window_ms = opts.live.window_ms;
     let failures_only = opts.failures_only;
     let pipeline = {
         let engine = engine.clone();
         let counters = counters.clone();
+        let memory = memory.clone();
         let live = opts.live;
         std::thread::Builder::new()
             .name("tracejoin-pipeline".into())
             .spawn(move || {
                 let sink = LabelledSink::new(out, failures_only, store);
-                live::run(outlet, &engine, &counters, &live, sink)
+                live::run(
+                    outlet,
+                    &engine,
+                    &counters,
+                    &memory,
+                    &wake_receivers,
+                    &live,
+                    sink,
+                )
             })?
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -224,7 +262,16 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()>
         .join()
         .map_err(|_| anyhow!("the pipeline thread panicked"))?;
     runtime.shutdown_timeout(Duration::from_secs(1));
+    monitor_stop.store(true, std::sync::atomic::Ordering::Release);
     served?;
+    if opts.memory_limit.is_some() {
+        memory.sample();
+        eprintln!(
+            "tracejoin: {}; refused {} messages over the soft mark",
+            memory.describe(),
+            intake::Counters::get(&counters.refused_memory)
+        );
+    }
 
     let g = intake::Counters::get;
     let c = &counters;

@@ -5,7 +5,7 @@
 //! undecodable data is not (INVALID_ARGUMENT, HTTP 400), and spans refused one
 //! by one are reported as a partial success.
 
-use super::intake::{authorized, Counters, Intake};
+use super::intake::{authorized, Busy, Counters, Intake};
 use crate::event::Event;
 use crate::parse::Format;
 use axum::body::Bytes;
@@ -46,8 +46,27 @@ pub struct Receiver {
 
 /// Why a message was refused whole.
 enum Refusal {
-    Busy,
+    Busy(Busy),
     Invalid(String),
+}
+
+impl Busy {
+    fn message(self) -> &'static str {
+        match self {
+            Busy::Queue => "tracejoin is at its queue limit; retry later",
+            Busy::Memory => "tracejoin is over its memory limit's soft mark; retry later",
+        }
+    }
+
+    fn count(self, c: &Counters) {
+        Counters::add(
+            match self {
+                Busy::Queue => &c.refused_busy,
+                Busy::Memory => &c.refused_memory,
+            },
+            1,
+        );
+    }
 }
 
 impl Receiver {
@@ -109,7 +128,7 @@ impl Receiver {
         )
         .map_err(Refusal::Invalid)?;
         let n = events.len() as u64;
-        self.intake.offer(events).map_err(|_| Refusal::Busy)?;
+        self.intake.offer(events).map_err(Refusal::Busy)?;
         Counters::add(&self.counters().spans, n);
         self.count_message(origin);
         Counters::add(&self.counters().spans_rejected, rejected);
@@ -122,7 +141,7 @@ impl Receiver {
         crate::parse::otlp::log_events(&req, &self.logs.otlp_site(origin, message), &mut events)
             .map_err(Refusal::Invalid)?;
         let n = events.len() as u64;
-        self.intake.offer(events).map_err(|_| Refusal::Busy)?;
+        self.intake.offer(events).map_err(Refusal::Busy)?;
         Counters::add(&self.counters().logs, n);
         self.count_message(origin);
         Ok(())
@@ -151,11 +170,11 @@ pub struct Grpc(pub Arc<Receiver>);
 fn grpc_refusal(r: &Receiver, refusal: Refusal) -> tonic::Status {
     use tonic_types::{ErrorDetails, StatusExt};
     match refusal {
-        Refusal::Busy => {
-            Counters::add(&r.counters().refused_busy, 1);
+        Refusal::Busy(why) => {
+            why.count(r.counters());
             tonic::Status::with_error_details(
                 tonic::Code::ResourceExhausted,
-                "tracejoin is at its queue limit; retry later",
+                why.message(),
                 ErrorDetails::with_retry_info(Some(Duration::from_secs(RETRY_AFTER_S))),
             )
         }
@@ -211,7 +230,12 @@ pub async fn serve_grpc(
         move |req: tonic::Request<()>| {
             let header = req.metadata().get("authorization").map(|v| v.as_bytes());
             if authorized(r.token.as_deref(), header) {
-                Ok(req)
+                // Over the memory limiter's soft mark, before the message is
+                // decoded (the interceptor sees only its headers).
+                match r.intake.busy() {
+                    None => Ok(req),
+                    Some(why) => Err(grpc_refusal(&r, Refusal::Busy(why))),
+                }
             } else {
                 Counters::add(&r.counters().refused_auth, 1);
                 Err(tonic::Status::unauthenticated(
@@ -356,7 +380,8 @@ fn http_error(enc: Body, status: StatusCode, message: String) -> Response {
     resp
 }
 
-/// Checks the token, media type and encoding; returns the decompressed body.
+/// Checks the token, media type, memory and encoding; returns the
+/// decompressed body.
 fn http_body(
     r: &Receiver,
     headers: &HeaderMap,
@@ -386,6 +411,10 @@ fn http_body(
             StatusCode::UNAUTHORIZED,
             "a bearer token is required (Authorization: Bearer TOKEN)".into(),
         )));
+    }
+    // Over the memory limiter's soft mark: refused before it is inflated.
+    if let Some(why) = r.intake.busy() {
+        return Err(Box::new(http_refusal(r, enc, Refusal::Busy(why))));
     }
     let gzip = match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
         None | Some(b"identity") => false,
@@ -447,13 +476,9 @@ fn decode<M: Message + Default + serde::de::DeserializeOwned>(
 
 fn http_refusal(r: &Receiver, enc: Body, refusal: Refusal) -> Response {
     match refusal {
-        Refusal::Busy => {
-            Counters::add(&r.counters().refused_busy, 1);
-            http_error(
-                enc,
-                StatusCode::TOO_MANY_REQUESTS,
-                "tracejoin is at its queue limit; retry later".into(),
-            )
+        Refusal::Busy(why) => {
+            why.count(r.counters());
+            http_error(enc, StatusCode::TOO_MANY_REQUESTS, why.message().into())
         }
         Refusal::Invalid(m) => {
             Counters::add(&r.counters().refused_invalid, 1);
@@ -611,7 +636,8 @@ mod tests {
     #[test]
     fn busy_over_grpc_is_resource_exhausted_with_retry_info() {
         use tonic_types::StatusExt;
-        let (intake, _outlet) = crate::serve::intake::channel(1);
+        let (intake, _outlet) =
+            crate::serve::intake::channel(1, Arc::new(crate::serve::memory::Limiter::new(None)));
         let registry = crate::parse::Registry::load(None).unwrap();
         let r = Receiver::new(
             intake,
@@ -620,10 +646,13 @@ mod tests {
             None,
             1 << 20,
         );
-        let st = grpc_refusal(&r, Refusal::Busy);
-        assert_eq!(st.code(), tonic::Code::ResourceExhausted);
-        let retry = st.get_details_retry_info().expect("RetryInfo detail");
-        assert_eq!(retry.retry_delay, Some(Duration::from_secs(RETRY_AFTER_S)));
+        for why in [Busy::Queue, Busy::Memory] {
+            let st = grpc_refusal(&r, Refusal::Busy(why));
+            assert_eq!(st.code(), tonic::Code::ResourceExhausted);
+            let retry = st.get_details_retry_info().expect("RetryInfo detail");
+            assert_eq!(retry.retry_delay, Some(Duration::from_secs(RETRY_AFTER_S)));
+        }
         assert_eq!(Counters::get(&r.counters().refused_busy), 1);
+        assert_eq!(Counters::get(&r.counters().refused_memory), 1);
     }
 }

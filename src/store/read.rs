@@ -176,6 +176,25 @@ impl Store {
         })
     }
 
+    /// `requests` or `events` as one lazy frame per file, without the Hive
+    /// columns: for aggregates that fold file by file, so that memory holds
+    /// one file's rows at a time however many the range has.
+    pub fn table_parts(&self, table: &str) -> Result<Vec<LazyFrame>> {
+        let schema = match table {
+            "requests" => super::schema::REQUESTS,
+            "events" => &super::schema::EVENTS,
+            _ => bail!("no table {table:?} (the store has requests and events)"),
+        };
+        self.files(table)
+            .iter()
+            .map(|p| {
+                anyhow::Context::with_context(scan(&p.display().to_string(), false, schema), || {
+                    format!("cannot read {}", p.display())
+                })
+            })
+            .collect()
+    }
+
     /// The request with this id (request id, trace id, correlation id, or the
     /// store's request key), rebuilt from its stored events, with its stored verdict.
     pub fn lookup(&self, id: &str) -> Result<Option<Labelled>> {

@@ -228,7 +228,11 @@ fn live_labels_equal_what_analyze_says_of_the_same_data_written_to_files() {
     std::thread::sleep(Duration::from_secs(4));
     let (live, log) = serve.stop();
     assert!(log.contains("following"), "{log}");
-    assert!(!log.contains("refused 0 busy, 0 invalid, 1"), "{log}");
+    assert_eq!(
+        last_count(&log, " auth;"),
+        0,
+        "no message refused for its token: {log}"
+    );
 
     let batch = crate::common::tracejoin(&["analyze", "--json", out.to_str().unwrap()]);
     assert!(batch.status.success(), "{}", crate::common::stderr(&batch));
@@ -682,13 +686,7 @@ print("small", small.name)
     );
     // Refused more than once: the exporter retried the batch it was told it
     // may retry.
-    let refused: u64 = log
-        .rsplit("refused ")
-        .next()
-        .and_then(|s| s.split(" busy, ").nth(1))
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let refused = last_count(&log, " too large");
     assert!(refused >= 2, "one batch refused {refused} times: {log}");
     assert!(log.contains(" 0 invalid"), "{log}");
 }
@@ -1017,4 +1015,168 @@ fn the_bearer_token_is_enforced_on_both_endpoints() {
         "only authorised spans: {log}"
     );
     assert!(log.contains("0 invalid, 3 auth"), "{log}");
+}
+
+/// `n` server spans, each its own trace, with a 200-byte attribute: a message
+/// that costs the receiver memory fast.
+fn heavy_batch(batch: u64, n: u64) -> Vec<u8> {
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value as V, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    let kv = |k: &str, v: V| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    };
+    let t = now_ns() as u64;
+    let spans = (0..n)
+        .map(|i| Span {
+            trace_id: [(batch + 1).to_be_bytes(), (i + 1).to_be_bytes()].concat(),
+            span_id: ((batch + 1) << 20 | (i + 1)).to_be_bytes().to_vec(),
+            name: "GET /v1/orders/{id}".into(),
+            kind: 2,
+            start_time_unix_nano: t - 3_000_000,
+            end_time_unix_nano: t,
+            attributes: vec![
+                kv("http.request.method", V::StringValue("GET".into())),
+                kv("url.path", V::StringValue(format!("/v1/orders/{i}"))),
+                kv("http.response.status_code", V::IntValue(200)),
+                kv("user_agent.original", V::StringValue("x".repeat(200))),
+            ],
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                attributes: vec![kv("service.name", V::StringValue("orders".into()))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// serve's peak resident set so far (`VmHWM`), in bytes.
+fn peak_rss(serve: &Serve) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", serve.child.id())).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// The last number after `label` in serve's stderr (`refused 3 busy, 5 memory`).
+fn last_count(log: &str, before: &str) -> u64 {
+    log.lines()
+        .rev()
+        .find_map(|l| {
+            let at = l.find(before)?;
+            l[..at].split_whitespace().last()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no count before {before:?} in: {log}"))
+}
+
+#[test]
+fn over_the_memory_limit_senders_are_refused_and_every_accepted_span_is_emitted() {
+    let dir = tempfile::tempdir().unwrap();
+    const LIMIT: u64 = 256 << 20;
+    // Caps far above what the limit allows, and a window that keeps every
+    // request open: only the memory limiter can hold this flood.
+    let serve = Serve::start(
+        dir.path(),
+        &[
+            "--memory-limit",
+            "256MiB",
+            "--window",
+            "60s",
+            "--max-open",
+            "100000000",
+            "--max-events",
+            "100000000",
+            "--max-queued-events",
+            "100000000",
+            "--grpc",
+            "off",
+        ],
+    );
+    let url = format!("{}/v1/traces", serve.http);
+    let until = Instant::now() + Duration::from_secs(8);
+    let senders: Vec<_> = (0..2u64)
+        .map(|s| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let (mut accepted, mut refused, mut said) = (0u64, 0u64, String::new());
+                let mut batch = s << 32;
+                while Instant::now() < until {
+                    batch += 1;
+                    let body = heavy_batch(batch, 2_000);
+                    // Retried as an exporter would, until accepted or time is up.
+                    while Instant::now() < until + Duration::from_secs(20) {
+                        let (status, text) = post(&url, "application/x-protobuf", &[], &body);
+                        match status {
+                            200 => {
+                                accepted += 2_000;
+                                break;
+                            }
+                            429 => {
+                                refused += 1;
+                                said = String::from_utf8_lossy(&text).into_owned();
+                                std::thread::sleep(Duration::from_millis(100));
+                            }
+                            other => panic!("status {other}: {}", String::from_utf8_lossy(&text)),
+                        }
+                    }
+                }
+                (accepted, refused, said)
+            })
+        })
+        .collect();
+    let results: Vec<(u64, u64, String)> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    let peak = peak_rss(&serve);
+    let (live, log) = serve.stop();
+    let accepted: u64 = results.iter().map(|r| r.0).sum();
+    let refused: u64 = results.iter().map(|r| r.1).sum();
+    assert!(refused > 0, "the flood was refused at times\n{log}");
+    assert!(
+        results.iter().any(|r| r.2.contains("memory limit")),
+        "a refusal names the memory limit: {:?}",
+        results.iter().map(|r| &r.2).collect::<Vec<_>>()
+    );
+    assert!(
+        last_count(&log, " memory, ") > 0,
+        "counted as memory refusals\n{log}"
+    );
+    assert!(
+        peak < LIMIT,
+        "peak RSS {} MiB stays under the {} MiB limit\n{log}",
+        peak >> 20,
+        LIMIT >> 20
+    );
+    let emitted: u64 = live.iter().map(|v| v["events"].as_u64().unwrap()).sum();
+    assert!(
+        accepted > 20_000,
+        "the flood ran: {accepted} spans accepted\n{log}"
+    );
+    // Refused for longer than the soft mark's patience, with every request
+    // held by the window: the longest idle were emitted early, flagged.
+    let evicted = live
+        .iter()
+        .filter(|v| v["flags"].as_array().unwrap().contains(&json!("evicted")))
+        .count();
+    assert!(
+        evicted > 0 && last_count(&log, "×") > 0,
+        "shed: {evicted} evicted\n{log}"
+    );
+    assert_eq!(emitted, accepted, "every accepted span is emitted\n{log}");
+    assert!(
+        log.contains("refused") && log.contains("messages over the soft mark"),
+        "{log}"
+    );
 }

@@ -757,3 +757,96 @@ fn manifest_run(store: &Path, i: usize) -> String {
 fn read_manifest(store: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(store.join("manifest.json")).unwrap()).unwrap()
 }
+
+/// Runs tracejoin to its end; its output and its peak resident set (bytes):
+/// the kernel's high-water mark (`VmHWM`), read until the process exits.
+fn run_measured(args: &[&str]) -> (std::process::Output, u64) {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tracejoin"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let reader = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let mut peak = 0u64;
+    while !reader.is_finished() {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kb * 1024);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (reader.join().unwrap(), peak)
+}
+
+/// `report` folds the store file by file: fifty times the requests (the same
+/// run's files linked under fifty run ids) cost it no more memory, and every
+/// one of them is counted.
+#[test]
+fn the_report_counts_every_request_in_memory_that_does_not_grow_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, nginx_lines(20_000, "rep")).unwrap();
+    let one = dir.path().join("one");
+    write_store(&log, &one);
+    let many = dir.path().join("many");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(one.join("manifest.json")).unwrap()).unwrap();
+    let run = manifest["runs"][0]["run"].as_str().unwrap().to_string();
+    let mut runs = Vec::new();
+    // The first copy keeps the run's own name: index rows name its files.
+    for copy in 0..50 {
+        let id = if copy == 0 {
+            run.clone()
+        } else {
+            format!("{run}c{copy:02}")
+        };
+        for f in parquet_files(&one) {
+            let to = many.join(&f).with_file_name(
+                Path::new(&f)
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .replace(&format!("-{run}-"), &format!("-{id}-")),
+            );
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::hard_link(one.join(&f), &to).unwrap();
+        }
+        let mut entry = manifest["runs"][0].clone();
+        entry["run"] = Value::from(id);
+        runs.push(entry);
+    }
+    let mut m = manifest.clone();
+    m["runs"] = Value::Array(runs);
+    std::fs::write(many.join("manifest.json"), m.to_string()).unwrap();
+
+    let report = |store: &Path| {
+        let (out, peak) =
+            run_measured(&["report", "--store", store.to_str().unwrap(), "--markdown"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), peak)
+    };
+    let (small, small_peak) = report(&one);
+    let (large, large_peak) = report(&many);
+    assert!(
+        small.contains("20000 requests, **2000 failed (10.0%)**"),
+        "{small}"
+    );
+    assert!(
+        large.contains("1000000 requests, **100000 failed (10.0%)**"),
+        "{large}"
+    );
+    assert!(
+        large_peak < small_peak + (64 << 20),
+        "50× the requests: peak RSS {} MiB against {} MiB",
+        large_peak >> 20,
+        small_peak >> 20
+    );
+}

@@ -172,7 +172,12 @@ pub fn precision_of(text: &str) -> i64 {
     let secs = colon + 3;
     if secs > b.len() || !b[colon + 1..secs].iter().all(u8::is_ascii_digit) {
         // The last colon is a zone offset's (`+00:00`): look before it.
-        return precision_of(&t[..colon.saturating_sub(3)]);
+        // Three bytes back may fall inside a multi-byte character.
+        let mut cut = colon.saturating_sub(3);
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        return precision_of(&t[..cut]);
     }
     match b.get(secs) {
         Some(b'.') | Some(b',') => unit(
@@ -205,6 +210,15 @@ mod precision_tests {
         assert_eq!(precision_of("1795640979"), 1_000_000_000);
         assert_eq!(precision_of("1796045877161"), 0);
         assert_eq!(precision_of("[30/Nov/2026:13:39:14.655]"), 0);
+    }
+
+    #[test]
+    fn a_colon_after_multi_byte_characters_does_not_cut_one() {
+        // Three bytes before the colon fall inside the second `é`: before,
+        // "byte index 1 is not a char boundary".
+        for t in ["éé:", "13:41:5é", "ééé:x"] {
+            assert!(precision_of(t) >= 0, "{t}");
+        }
     }
 }
 

@@ -61,6 +61,9 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()>
         .get("otlp_logs")
         .cloned()
         .ok_or_else(|| anyhow!("no otlp_logs definition is loaded"))?;
+    if opts.memory_limit.is_some() {
+        memory::no_huge_pages();
+    }
     let memory = Arc::new(memory::Limiter::new(opts.memory_limit));
     let monitor_stop = Arc::new(AtomicBool::new(false));
     if opts.memory_limit.is_some() {

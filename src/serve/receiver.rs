@@ -172,17 +172,31 @@ fn grpc_refusal(r: &Receiver, refusal: Refusal) -> tonic::Status {
     match refusal {
         Refusal::Busy(why) => {
             why.count(r.counters());
-            tonic::Status::with_error_details(
+            let mut st = tonic::Status::with_error_details(
                 tonic::Code::ResourceExhausted,
                 why.message(),
                 ErrorDetails::with_retry_info(Some(Duration::from_secs(RETRY_AFTER_S))),
-            )
+            );
+            // The OTel Python exporter reads the delay from this trailer, not
+            // from the status details (its grpc exporter.py, `_export`):
+            // without it, it backs off 1, 2, 4... s whatever the server says.
+            st.metadata_mut().insert_bin(
+                "google.rpc.retryinfo-bin",
+                tonic::metadata::MetadataValue::from_bytes(&retry_info()),
+            );
+            st
         }
         Refusal::Invalid(m) => {
             Counters::add(&r.counters().refused_invalid, 1);
             tonic::Status::invalid_argument(m)
         }
     }
+}
+
+/// `google.rpc.RetryInfo { retry_delay: { seconds: RETRY_AFTER_S } }`, encoded.
+fn retry_info() -> Vec<u8> {
+    // Field 1 (retry_delay, a message) holding field 1 (seconds, a varint < 128).
+    vec![0x0a, 0x02, 0x08, RETRY_AFTER_S as u8]
 }
 
 #[tonic::async_trait]
@@ -540,7 +554,9 @@ async fn http_logs(
     }
 }
 
-/// A body over the limit: 413 with a Status body, counted.
+/// A body over the limit: 413 with a Status body, counted. (A refusal for
+/// memory waits for the body too: answering before it is read breaks the
+/// client's pipe mid-upload, which exporters do not all retry.)
 async fn too_large(
     axum::extract::State(r): axum::extract::State<Arc<Receiver>>,
     req: axum::extract::Request,
@@ -651,6 +667,17 @@ mod tests {
             assert_eq!(st.code(), tonic::Code::ResourceExhausted);
             let retry = st.get_details_retry_info().expect("RetryInfo detail");
             assert_eq!(retry.retry_delay, Some(Duration::from_secs(RETRY_AFTER_S)));
+            let trailer = st
+                .metadata()
+                .get_bin("google.rpc.retryinfo-bin")
+                .expect("the trailer the Python exporter reads")
+                .to_bytes()
+                .unwrap();
+            let decoded = tonic_types::pb::RetryInfo::decode(&trailer[..]).unwrap();
+            assert_eq!(
+                decoded.retry_delay.map(|d| d.seconds),
+                Some(RETRY_AFTER_S as i64)
+            );
         }
         assert_eq!(Counters::get(&r.counters().refused_busy), 1);
         assert_eq!(Counters::get(&r.counters().refused_memory), 1);

@@ -579,6 +579,17 @@ async fn too_large(
     resp
 }
 
+/// A client that has not sent a whole request header this long after it
+/// started one is disconnected (slowloris); hyper's own default, which
+/// axum-server turns off.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn slow_headers_time_out(
+    b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+) {
+    b.http1().header_read_timeout(Some(HEADER_TIMEOUT));
+}
+
 /// Serves OTLP/HTTP until `shutdown` resolves; requests in flight finish.
 pub async fn serve_http(
     receiver: Arc<Receiver>,
@@ -597,25 +608,28 @@ pub async fn serve_http(
             too_large,
         ))
         .with_state(receiver);
-    let Some(tls) = tls else {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        return Ok(());
-    };
-    // Over TLS: axum-server's rustls acceptor; the same graceful shutdown
-    // (requests in flight finish).
+    // axum-server for both, so that both get the same header timeout and the
+    // same graceful shutdown (requests in flight finish).
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
         stopper.graceful_shutdown(None);
     });
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-    axum_server::from_tcp_rustls(listener.into_std()?, config)?
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await?;
+    let listener = listener.into_std()?;
+    match tls {
+        None => {
+            let mut server = axum_server::from_tcp(listener)?;
+            slow_headers_time_out(server.http_builder());
+            server.handle(handle).serve(app.into_make_service()).await?
+        }
+        Some(tls) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+            let mut server = axum_server::from_tcp_rustls(listener, config)?;
+            slow_headers_time_out(server.http_builder());
+            server.handle(handle).serve(app.into_make_service()).await?
+        }
+    }
     Ok(())
 }
 

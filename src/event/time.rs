@@ -127,19 +127,25 @@ fn parse_epoch(s: &str) -> Option<i64> {
         // Fractions are only written on seconds (`1646861401.5241024`).
         let mut nanos = 0i64;
         for i in 0..9 {
-            let d = frac.as_bytes().get(i).map_or(0, |c| (c - b'0') as i64);
+            // A second `.` (`1.2.3`) is no time: `c - b'0'` would wrap.
+            let d = match frac.as_bytes().get(i) {
+                None => 0,
+                Some(c) if c.is_ascii_digit() => (c - b'0') as i64,
+                Some(_) => return None,
+            };
             nanos = nanos * 10 + d;
         }
         return secs.checked_mul(1_000_000_000)?.checked_add(nanos);
     }
     // Parse the integer directly: never through f64, which loses ns precision.
     let v: i64 = s.parse().ok()?;
-    Some(match v {
-        v if v < 100_000_000_000 => v * 1_000_000_000, // seconds (until year 5138)
-        v if v < 100_000_000_000_000 => v * 1_000_000, // milliseconds
-        v if v < 100_000_000_000_000_000 => v * 1_000, // microseconds
-        v => v,                                        // nanoseconds
-    })
+    // Checked: nanoseconds in an i64 end in 2262, before seconds end here.
+    match v {
+        v if v < 100_000_000_000 => v.checked_mul(1_000_000_000), // seconds
+        v if v < 100_000_000_000_000 => v.checked_mul(1_000_000), // milliseconds
+        v if v < 100_000_000_000_000_000 => v.checked_mul(1_000), // microseconds
+        v => Some(v),                                             // nanoseconds
+    }
 }
 
 /// Formats unix nanoseconds as RFC 3339 with milliseconds, UTC.

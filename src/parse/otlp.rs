@@ -102,7 +102,8 @@ fn record<'a>(
 }
 
 fn nonzero(ns: u64) -> Option<i64> {
-    (ns != 0).then_some(ns as i64)
+    // Past 2262 (beyond i64 nanoseconds) is no time either.
+    i64::try_from(ns).ok().filter(|&n| n != 0)
 }
 
 /// Reads an OTLP/JSON message. Protobuf's JSON mapping omits empty repeated

@@ -10,30 +10,14 @@ import http.client
 import http.server
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-_HELD = []
-
-
-def dead_port():
-    """A port refused for the whole run: bound, never listening, so that a
-    service of a test running beside this one cannot take it."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    _HELD.append(s)
-    return s.getsockname()[1]
+# Beside this script: the real-stack drivers' shared ports helpers.
+from stack import dead_port, free_port
 
 
 def wait_listen(port, timeout=15):

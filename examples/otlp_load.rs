@@ -1,10 +1,11 @@
-//! Load generator for `scripts/bench-serve`: sends server spans over OTLP/gRPC
-//! (the SDK exporters' protocol) as fast as the receiver accepts them, from
-//! several concurrent clients, for a fixed time; reports accepted spans/s.
-//! A refused batch (RESOURCE_EXHAUSTED) is retried after a pause, as an
-//! exporter would, and counted.
+//! Load generator for `scripts/bench`: sends server spans over OTLP/gRPC or
+//! OTLP/HTTP protobuf (the SDK exporters' protocols) as fast as the receiver
+//! accepts them, from several concurrent clients, for a fixed time; reports
+//! accepted spans/s. A refused batch (gRPC RESOURCE_EXHAUSTED, HTTP 429/503)
+//! is retried after a pause, as an exporter would, and counted.
 //!
-//!   cargo run --release --example otlp_load -- http://127.0.0.1:4317 SECONDS CLIENTS BATCH
+//!   cargo run --release --example otlp_load -- http://127.0.0.1:4317 SECONDS CLIENTS BATCH [grpc|http]
+//!   (http: the URL is the receiver's base, `/v1/traces` is appended)
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -99,10 +100,49 @@ async fn main() {
     let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let clients: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
     let size: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(512);
+    let http = args.get(5).is_some_and(|p| p == "http");
     let accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let until = start + Duration::from_secs(secs);
+    if http {
+        let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+        let threads: Vec<_> = (0..clients)
+            .map(|c| {
+                let (url, accepted, refused) = (url.clone(), accepted.clone(), refused.clone());
+                std::thread::spawn(move || {
+                    let agent = ureq::Agent::new_with_defaults();
+                    let mut seq = 0u64;
+                    while Instant::now() < until {
+                        seq += 1;
+                        let body = prost::Message::encode_to_vec(&batch(c + 1, seq, size));
+                        loop {
+                            let sent = agent
+                                .post(&url)
+                                .header("content-type", "application/x-protobuf")
+                                .send(&body[..]);
+                            match sent {
+                                Ok(_) => {
+                                    accepted.fetch_add(size as u64, Ordering::Relaxed);
+                                    break;
+                                }
+                                Err(ureq::Error::StatusCode(429 | 503)) => {
+                                    refused.fetch_add(1, Ordering::Relaxed);
+                                    std::thread::sleep(Duration::from_millis(50));
+                                }
+                                Err(e) => panic!("export failed: {e}"),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        report(start, &accepted, &refused, clients, size, "http");
+        return;
+    }
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (endpoint, accepted, refused) = (endpoint.clone(), accepted.clone(), refused.clone());
@@ -133,10 +173,21 @@ async fn main() {
     for t in tasks {
         t.await.unwrap();
     }
+    report(start, &accepted, &refused, clients, size, "grpc");
+}
+
+fn report(
+    start: Instant,
+    accepted: &AtomicU64,
+    refused: &AtomicU64,
+    clients: u64,
+    size: usize,
+    protocol: &str,
+) {
     let elapsed = start.elapsed().as_secs_f64();
     let n = accepted.load(Ordering::Relaxed);
     println!(
-        "{n} spans accepted in {elapsed:.1} s = {:.0} spans/s ({clients} clients, {size} spans per message, {} refusals retried)",
+        "{n} spans accepted in {elapsed:.1} s = {:.0} spans/s ({protocol}, {clients} clients, {size} spans per message, {} refusals retried)",
         n as f64 / elapsed,
         refused.load(Ordering::Relaxed)
     );

@@ -40,7 +40,10 @@ fn walk<'v>(v: &'v Value, prefix: &mut String, f: &mut dyn FnMut(&str, Cow<'v, s
             for item in items.iter().rev().filter(|i| i.is_object()) {
                 walk(item, prefix, f);
             }
-            if items.len() > 1 {
+            // Only arrays of scalars: an array of objects was walked above, and
+            // its text (an OTLP document's `resourceSpans`: the whole line) would
+            // be written out again at every level.
+            if items.len() > 1 && !items.iter().any(|i| i.is_object() || i.is_array()) {
                 let len = prefix.len();
                 prefix.push_str("[]");
                 f(prefix, Cow::Owned(v.to_string()));

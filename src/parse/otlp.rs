@@ -36,7 +36,15 @@ pub fn signal_of(text: &str) -> Option<Source> {
 }
 
 pub fn any_to_string(v: &AnyValue) -> Option<String> {
-    Some(match v.value.as_ref()? {
+    any_text(v).map(Cow::into_owned)
+}
+
+/// An attribute value as text, borrowed when it is a string (most are).
+fn any_text(v: &AnyValue) -> Option<Cow<'_, str>> {
+    if let Some(any_value::Value::StringValue(s)) = &v.value {
+        return Some(Cow::Borrowed(s));
+    }
+    Some(Cow::Owned(match v.value.as_ref()? {
         any_value::Value::StringValue(s) => s.clone(),
         any_value::Value::BoolValue(b) => b.to_string(),
         any_value::Value::IntValue(i) => i.to_string(),
@@ -64,7 +72,7 @@ pub fn any_to_string(v: &AnyValue) -> Option<String> {
                 .collect();
             serde_json::Value::Object(map).to_string()
         }
-    })
+    }))
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -81,24 +89,31 @@ fn id(b: &[u8]) -> Option<Text> {
     (!b.is_empty() && b.iter().any(|&x| x != 0)).then(|| hex(b).into())
 }
 
+/// A resource's attributes as `resource.*` keys, read once for all its spans
+/// or records.
+fn resource_pairs(resource: Option<&Resource>) -> Vec<(String, Cow<'_, str>)> {
+    resource
+        .into_iter()
+        .flat_map(|r| &r.attributes)
+        .filter_map(|kv| {
+            let v = kv.value.as_ref().and_then(any_text)?;
+            Some((format!("resource.{}", kv.key), v))
+        })
+        .collect()
+}
+
 fn record<'a>(
-    resource: Option<&'a Resource>,
+    resource: &'a [(String, Cow<'a, str>)],
     attrs: &'a [KeyValue],
-) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
-    let mut out = Vec::with_capacity(attrs.len() + 4);
-    if let Some(r) = resource {
-        for kv in &r.attributes {
-            if let Some(v) = kv.value.as_ref().and_then(any_to_string) {
-                out.push((Cow::Owned(format!("resource.{}", kv.key)), Cow::Owned(v)));
-            }
-        }
-    }
-    for kv in attrs {
-        if let Some(v) = kv.value.as_ref().and_then(any_to_string) {
-            out.push((Cow::Borrowed(kv.key.as_str()), Cow::Owned(v)));
-        }
-    }
-    out
+) -> impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)> {
+    let resource = resource
+        .iter()
+        .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_ref())));
+    let own = attrs.iter().filter_map(|kv| {
+        let v = kv.value.as_ref().and_then(any_text)?;
+        Some((Cow::Borrowed(kv.key.as_str()), v))
+    });
+    resource.chain(own)
 }
 
 fn nonzero(ns: u64) -> Option<i64> {
@@ -191,6 +206,7 @@ pub fn trace_events(
 ) -> Result<(), String> {
     let (fields, format, file, line) = (at.fields, at.format, at.file, at.line);
     for rs in &req.resource_spans {
+        let resource = resource_pairs(rs.resource.as_ref());
         for ss in &rs.scope_spans {
             for span in &ss.spans {
                 let mut ev = Event {
@@ -198,7 +214,7 @@ pub fn trace_events(
                     format: Text::from(format),
                     ..Default::default()
                 };
-                fields.apply(record(rs.resource.as_ref(), &span.attributes), &mut ev)?;
+                fields.apply(record(&resource, &span.attributes), &mut ev)?;
                 ev.origin = Some(Origin {
                     file: file.clone(),
                     line,
@@ -276,6 +292,7 @@ pub fn log_events(
     let (fields, format, file, line) = (at.fields, at.format, at.file, at.line);
     let mut n = 0usize;
     for rl in &req.resource_logs {
+        let resource = resource_pairs(rl.resource.as_ref());
         for sl in &rl.scope_logs {
             for rec in &sl.log_records {
                 let mut ev = Event {
@@ -283,7 +300,7 @@ pub fn log_events(
                     format: Text::from(format),
                     ..Default::default()
                 };
-                fields.apply(record(rl.resource.as_ref(), &rec.attributes), &mut ev)?;
+                fields.apply(record(&resource, &rec.attributes), &mut ev)?;
                 ev.origin = Some(Origin {
                     file: file.clone(),
                     line,

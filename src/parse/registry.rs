@@ -299,7 +299,7 @@ impl Format {
             } => {
                 let mut ev = base();
                 let mut fill = self.fields.start();
-                let mut spans = Vec::new();
+                let mut spans = Vec::with_capacity(groups.len());
                 let split = tokenizer
                     .as_ref()
                     .and_then(|t| t.split(text.as_bytes(), &mut spans));
@@ -372,6 +372,10 @@ impl Format {
                 if !body.trim_start().starts_with('{') {
                     return Err("not a JSON object".into());
                 }
+                // A required key whose name is nowhere in the text: no need to
+                // read the document (detection tries every JSON definition on
+                // every line, OTLP batches of 10 kB among them).
+                self.check_present(self.keys_written(body))?;
                 let value: serde_json::Value =
                     serde_json::from_str(body).map_err(|e| format!("invalid JSON: {e}"))?;
                 // Which `require` entries are present, as bits.
@@ -446,6 +450,31 @@ impl Format {
     }
 
     /// `present` has bit i set when `require[i]` was found.
+    /// Which `require` entries may be present, as bits: those with an
+    /// alternative whose last key segment is written before a closing quote
+    /// (`"status"` nested, `"http.status"` dotted). Text with escapes may
+    /// spell a name otherwise, so it may hold them all.
+    fn keys_written(&self, text: &str) -> u64 {
+        if self.require.is_empty() || text.contains('\\') {
+            return u64::MAX;
+        }
+        let mut present = 0u64;
+        let mut needle = String::new();
+        for (i, alts) in self.require.iter().enumerate() {
+            let found = alts.iter().any(|a| {
+                let last = a.rsplit('.').next().unwrap_or(a);
+                needle.clear();
+                needle.push_str(last);
+                needle.push('"');
+                memchr::memmem::find(text.as_bytes(), needle.as_bytes()).is_some()
+            });
+            if found {
+                present |= 1 << i;
+            }
+        }
+        present
+    }
+
     fn check_present(&self, present: u64) -> Result<(), String> {
         for (i, alts) in self.require.iter().enumerate() {
             if present & (1 << i) == 0 {

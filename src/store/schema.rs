@@ -5,6 +5,7 @@
 use super::table::{Kind, Kind::*, Val};
 use crate::event::{self, value_text, Event, FieldValue, FIELDS};
 use crate::labelled::Labelled;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -84,20 +85,20 @@ pub const INDEX: &[(&str, Kind)] = &[
     ("events_len", Int),
 ];
 
-fn s(v: Option<&str>) -> Val {
-    Val::S(v.map(str::to_string))
+fn s(v: Option<&str>) -> Val<'_> {
+    Val::S(v.map(Cow::Borrowed))
 }
 
-pub fn request_row(key: &str, l: &Labelled) -> Vec<Val> {
+pub fn request_row<'a>(key: &'a str, l: &'a Labelled) -> Vec<Val<'a>> {
     let r = &l.request;
     let v = l.verdict.as_ref();
     let g = r.gateway_event();
     let sources: Vec<&str> = r.sources().iter().map(|s| s.as_str()).collect();
     vec![
-        Val::S(Some(key.to_string())),
+        Val::S(Some(Cow::Borrowed(key))),
         s(r.request_id.as_deref()),
         s(r.trace_id.as_deref()),
-        Val::S(Some(r.ids.join(","))),
+        Val::S(Some(Cow::Owned(r.ids.join(",")))),
         Val::T(r.start),
         Val::F(r.duration_ms),
         s(r.method.as_deref()),
@@ -113,31 +114,31 @@ pub fn request_row(key: &str, l: &Labelled) -> Vec<Val> {
         s(v.map(|v| v.label.as_str())),
         s(v.map(|v| v.rule.as_str())),
         s(v.map(|v| v.explanation.as_str())),
-        Val::S(v.map(|v| json(&v.evidence))),
-        Val::S(Some(sources.join(","))),
-        Val::S(Some(r.flags_text())),
+        Val::S(v.map(|v| Cow::Owned(json(&v.evidence)))),
+        Val::S(Some(Cow::Owned(sources.join(",")))),
+        Val::S(Some(Cow::Owned(r.flags_text()))),
         Val::I(Some(r.events.len() as i64)),
-        Val::S(Some(r.join().to_string())),
+        Val::S(Some(Cow::Owned(r.join().to_string()))),
         Val::F(r.inferred.map(f64::from)),
         Val::I(r.attempt.map(i64::from)),
         s(r.retry_of.as_deref()),
     ]
 }
 
-pub fn event_row(key: &str, e: &Event) -> Vec<Val> {
+pub fn event_row<'a>(key: &'a str, e: &'a Event) -> Vec<Val<'a>> {
     let span = e.span.as_deref();
     let mut row = Vec::with_capacity(EVENTS.len());
     row.extend([
-        Val::S(Some(key.to_string())),
+        Val::S(Some(Cow::Borrowed(key))),
         Val::T(e.ts),
-        Val::S(Some(e.source().as_str().to_string())),
-        Val::S(Some(e.format.to_string())),
-        Val::S(e.origin.as_ref().map(|o| o.to_string())),
+        Val::S(Some(Cow::Borrowed(e.source().as_str()))),
+        Val::S(Some(Cow::Borrowed(e.format.as_str()))),
+        Val::S(e.origin.as_ref().map(|o| Cow::Owned(o.to_string()))),
     ]);
     for f in FIELDS {
         let v = (f.get)(e);
         row.push(match f.kind {
-            event::Kind::Text => Val::S(v.map(|v| value_text(v).into_owned())),
+            event::Kind::Text => Val::S(v.map(value_text)),
             event::Kind::Int => Val::I(match v {
                 Some(FieldValue::Int(i)) => Some(i),
                 _ => None,
@@ -156,7 +157,7 @@ pub fn event_row(key: &str, e: &Event) -> Vec<Val> {
         Val::T(span.and_then(|s| s.end_ts)),
         Val::S(
             span.filter(|s| !s.exceptions.is_empty())
-                .map(|s| json(&s.exceptions)),
+                .map(|s| Cow::Owned(json(&s.exceptions))),
         ),
         Val::S((!e.attributes.is_empty()).then(|| {
             let map: BTreeMap<&str, &str> = e
@@ -164,7 +165,7 @@ pub fn event_row(key: &str, e: &Event) -> Vec<Val> {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            json(&map)
+            Cow::Owned(json(&map))
         })),
     ]);
     row

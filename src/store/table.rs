@@ -2,6 +2,7 @@
 //! values in the schema's order, then turned into a polars `DataFrame`.
 
 use polars::prelude::*;
+use std::borrow::Cow;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
@@ -33,20 +34,40 @@ pub fn schema(columns: &[(&str, Kind)]) -> Schema {
         .collect()
 }
 
-pub enum Val {
-    S(Option<String>),
+/// One cell. Text is borrowed from the request where it can be: a row is
+/// copied once, into the column's own buffer.
+pub enum Val<'a> {
+    S(Option<Cow<'a, str>>),
     I(Option<i64>),
     F(Option<f64>),
     T(Option<i64>),
     B(bool),
 }
 
+/// Columns are built as Arrow arrays while rows arrive (no row of owned
+/// strings, no second copy when the file is written).
 enum Buf {
-    S(Vec<Option<String>>),
-    I(Vec<Option<i64>>),
-    F(Vec<Option<f64>>),
-    T(Vec<Option<i64>>),
-    B(Vec<bool>),
+    S(StringChunkedBuilder),
+    I(PrimitiveChunkedBuilder<Int64Type>),
+    F(PrimitiveChunkedBuilder<Float64Type>),
+    T(PrimitiveChunkedBuilder<Int64Type>),
+    B(BooleanChunkedBuilder),
+}
+
+/// Rows a column's buffers are sized for when a table starts.
+const CAPACITY: usize = 1024;
+
+impl Buf {
+    fn new(name: &str, kind: Kind) -> Buf {
+        let name: PlSmallStr = name.into();
+        match kind {
+            Kind::Str => Buf::S(StringChunkedBuilder::new(name, CAPACITY)),
+            Kind::Int => Buf::I(PrimitiveChunkedBuilder::new(name, CAPACITY)),
+            Kind::Float => Buf::F(PrimitiveChunkedBuilder::new(name, CAPACITY)),
+            Kind::Time => Buf::T(PrimitiveChunkedBuilder::new(name, CAPACITY)),
+            Kind::Bool => Buf::B(BooleanChunkedBuilder::new(name, CAPACITY)),
+        }
+    }
 }
 
 pub struct Table {
@@ -57,16 +78,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(schema: &'static [(&'static str, Kind)]) -> Table {
-        let cols = schema
-            .iter()
-            .map(|(_, k)| match k {
-                Kind::Str => Buf::S(Vec::new()),
-                Kind::Int => Buf::I(Vec::new()),
-                Kind::Float => Buf::F(Vec::new()),
-                Kind::Time => Buf::T(Vec::new()),
-                Kind::Bool => Buf::B(Vec::new()),
-            })
-            .collect();
+        let cols = schema.iter().map(|(n, k)| Buf::new(n, *k)).collect();
         Table {
             schema,
             cols,
@@ -83,15 +95,15 @@ impl Table {
     }
 
     /// One row, values in schema order.
-    pub fn push(&mut self, row: Vec<Val>) {
+    pub fn push(&mut self, row: Vec<Val<'_>>) {
         debug_assert_eq!(row.len(), self.cols.len());
         for (buf, v) in self.cols.iter_mut().zip(row) {
             match (buf, v) {
-                (Buf::S(b), Val::S(v)) => b.push(v),
-                (Buf::I(b), Val::I(v)) => b.push(v),
-                (Buf::F(b), Val::F(v)) => b.push(v),
-                (Buf::T(b), Val::T(v)) => b.push(v),
-                (Buf::B(b), Val::B(v)) => b.push(v),
+                (Buf::S(b), Val::S(v)) => b.append_option(v.as_deref()),
+                (Buf::I(b), Val::I(v)) => b.append_option(v),
+                (Buf::F(b), Val::F(v)) => b.append_option(v),
+                (Buf::T(b), Val::T(v)) => b.append_option(v),
+                (Buf::B(b), Val::B(v)) => b.append_value(v),
                 _ => unreachable!("row does not match the schema"),
             }
         }
@@ -102,14 +114,15 @@ impl Table {
     pub fn take(&mut self) -> PolarsResult<DataFrame> {
         let rows = std::mem::replace(&mut self.rows, 0);
         let mut columns = Vec::with_capacity(self.cols.len());
-        for ((name, _), buf) in self.schema.iter().zip(self.cols.iter_mut()) {
-            let name: PlSmallStr = (*name).into();
-            let col = match buf {
-                Buf::S(b) => Column::new(name, std::mem::take(b)),
-                Buf::I(b) => Column::new(name, std::mem::take(b)),
-                Buf::F(b) => Column::new(name, std::mem::take(b)),
-                Buf::B(b) => Column::new(name, std::mem::take(b)),
-                Buf::T(b) => Column::new(name, std::mem::take(b))
+        for ((name, kind), buf) in self.schema.iter().zip(self.cols.iter_mut()) {
+            let col = match std::mem::replace(buf, Buf::new(name, *kind)) {
+                Buf::S(b) => b.finish().into_column(),
+                Buf::I(b) => b.finish().into_column(),
+                Buf::F(b) => b.finish().into_column(),
+                Buf::B(b) => b.finish().into_column(),
+                Buf::T(b) => b
+                    .finish()
+                    .into_column()
                     .cast(&DataType::Datetime(TimeUnit::Nanoseconds, None))?,
             };
             columns.push(col);

@@ -2,6 +2,10 @@
 //! partition, and full partitions are written as Parquet files named after the
 //! run, so that writing the same run again replaces its files (idempotent)
 //! and a run over new inputs adds files (append).
+//!
+//! Encoding and compressing a partition's files runs on a writer thread of its
+//! own while the run goes on: the analysis does not wait for it. At most one
+//! batch of files waits for the writer, which bounds the rows held in memory.
 
 use super::schema::{self, event_row, request_row, SCHEMA_VERSION};
 use super::table::{Table, Val};
@@ -9,6 +13,7 @@ use super::{Manifest, RunEntry};
 use crate::labelled::Labelled;
 use anyhow::{Context, Result};
 use polars::prelude::*;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +38,151 @@ pub struct StoreWriter {
     parts: BTreeMap<String, Part>,
     next_key: u64,
     pub entry: RunEntry,
+    writer: Writer,
+    /// The last request's hour and its partition: formatting a date for every
+    /// request costs as much as writing its row.
+    hour: Option<(i64, String)>,
+}
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// One partition's files, as rows, for the writer thread.
+struct Batch {
+    requests: (PathBuf, Table),
+    events: (PathBuf, Table),
+    index: PathBuf,
+    /// Relative names of the requests and events files, as the index stores them.
+    names: (String, String),
+    ids: Vec<(String, u32, u32, u32)>,
+}
+
+enum Job {
+    Write(Box<Batch>),
+    /// Answered once every batch sent before it is on disk.
+    Sync(std::sync::mpsc::Sender<()>),
+}
+
+/// The writer thread, and the first error it met (later batches are skipped).
+struct Writer {
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    error: std::sync::Arc<std::sync::Mutex<Option<anyhow::Error>>>,
+}
+
+impl Writer {
+    fn start() -> Writer {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(1);
+        let error = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = error.clone();
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                for job in rx {
+                    match job {
+                        Job::Write(batch) => {
+                            let failed = seen.lock().map_or(true, |e| e.is_some());
+                            if !failed {
+                                if let Err(e) = write_batch(*batch) {
+                                    if let Ok(mut slot) = seen.lock() {
+                                        *slot = Some(e);
+                                    }
+                                }
+                            }
+                        }
+                        Job::Sync(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .ok();
+        Writer {
+            jobs: thread.is_some().then_some(tx),
+            thread,
+            error,
+        }
+    }
+
+    /// The writer's first error, taken.
+    fn failed(&self) -> Result<()> {
+        match self.error.lock().ok().and_then(|mut e| e.take()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&self, batch: Batch) -> Result<()> {
+        self.failed()?;
+        let Some(jobs) = &self.jobs else {
+            // No thread (it could not start): written here.
+            return write_batch(batch);
+        };
+        match jobs.send(Job::Write(Box::new(batch))) {
+            Ok(()) => Ok(()),
+            // The thread ended: written here.
+            Err(std::sync::mpsc::SendError(Job::Write(batch))) => write_batch(*batch),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Waits until everything sent is written.
+    fn sync(&self) -> Result<()> {
+        if let Some(jobs) = &self.jobs {
+            let (tx, rx) = std::sync::mpsc::channel();
+            if jobs.send(Job::Sync(tx)).is_ok() {
+                let _ = rx.recv();
+            }
+        }
+        self.failed()
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The first 16 bytes of an id, big-endian: orders as the bytes do.
+fn id_prefix(id: &str) -> u128 {
+    let mut b = [0u8; 16];
+    let n = id.len().min(16);
+    b[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u128::from_be_bytes(b)
+}
+
+fn write_batch(b: Batch) -> Result<()> {
+    let (requests_path, mut requests) = b.requests;
+    let (events_path, mut events) = b.events;
+    write_parquet(&requests_path, &mut requests.take()?, None)?;
+    write_parquet(&events_path, &mut events.take()?, None)?;
+    // Sorted by id (lookups skip row groups by their min and max): the first
+    // 16 bytes as one number decide almost every comparison.
+    let mut order: Vec<(u128, u32)> = (b.ids.iter().enumerate())
+        .map(|(i, (id, ..))| (id_prefix(id), i as u32))
+        .collect();
+    order.sort_unstable_by(|x, y| {
+        x.0.cmp(&y.0)
+            .then_with(|| b.ids[x.1 as usize].cmp(&b.ids[y.1 as usize]))
+    });
+    let ids = order.iter().map(|&(_, i)| &b.ids[i as usize]);
+    let (requests_file, events_file) = b.names;
+    let mut index = Table::new(schema::INDEX);
+    for (id, row, first, n) in ids {
+        let (row, first, n) = (*row, *first, *n);
+        index.push(vec![
+            Val::S(Some(Cow::Borrowed(id))),
+            Val::S(Some(Cow::Borrowed(&requests_file))),
+            Val::I(Some(i64::from(row))),
+            Val::S(Some(Cow::Borrowed(&events_file))),
+            Val::I(Some(i64::from(first))),
+            Val::I(Some(i64::from(n))),
+        ]);
+    }
+    write_parquet(&b.index, &mut index.take()?, Some(INDEX_ROW_GROUP))
 }
 
 /// `date=YYYY-MM-DD/hour=HH` of a request start (Hive's null partition when unknown).
@@ -55,8 +205,15 @@ fn write_parquet(path: &Path, df: &mut DataFrame, row_group: Option<usize>) -> R
     let tmp = path.with_extension(format!("parquet.{}.tmp", std::process::id()));
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    // Zstandard's level 1: on this data as small as the default level 3
+    // (10.2 against 10.6 MB for 100 k requests) for a third less work;
+    // Snappy and LZ4 were twice the size.
+    let level = polars_parquet::write::ZstdLevel::try_new(1).ok();
     ParquetWriter::new(file)
-        .with_statistics(StatisticsOptions::full())
+        .with_compression(ParquetCompression::Zstd(level))
+        // Min, max and nulls: what readers skip row groups by. Distinct
+        // counts cost a hash of every value and no reader here uses them.
+        .with_statistics(StatisticsOptions::default())
         .with_row_group_size(row_group)
         .finish(df)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
@@ -105,13 +262,28 @@ impl StoreWriter {
             parts: BTreeMap::new(),
             next_key: 0,
             entry,
+            writer: Writer::start(),
+            hour: None,
         })
     }
 
     pub fn add(&mut self, l: &Labelled) -> Result<()> {
         self.next_key += 1;
         let key = format!("{}-{}", &self.run[..self.run.len().min(12)], self.next_key);
-        let partition = partition_of(l.request.start);
+        let partition = match l.request.start {
+            Some(t) => {
+                let hour = t.div_euclid(HOUR_NS);
+                match &self.hour {
+                    Some((h, p)) if *h == hour => p.clone(),
+                    _ => {
+                        let p = partition_of(Some(t));
+                        self.hour = Some((hour, p.clone()));
+                        p
+                    }
+                }
+            }
+            None => partition_of(None),
+        };
         let part = self.parts.entry(partition.clone()).or_insert_with(|| Part {
             requests: Table::new(schema::REQUESTS),
             events: Table::new(&schema::EVENTS),
@@ -152,36 +324,21 @@ impl StoreWriter {
         let name = format!("part-{}-{:04}.parquet", self.run, part.files);
         let requests_file = format!("requests/{partition}/{name}");
         let events_file = format!("events/{partition}/{name}");
-        write_parquet(
-            &self.dir.join(&requests_file),
-            &mut part.requests.take()?,
-            None,
-        )?;
-        write_parquet(&self.dir.join(&events_file), &mut part.events.take()?, None)?;
-        let mut ids = std::mem::take(&mut part.ids);
-        ids.sort_unstable();
-        let mut index = Table::new(schema::INDEX);
-        for (id, row, first, n) in ids {
-            index.push(vec![
-                Val::S(Some(id)),
-                Val::S(Some(requests_file.clone())),
-                Val::I(Some(i64::from(row))),
-                Val::S(Some(events_file.clone())),
-                Val::I(Some(i64::from(first))),
-                Val::I(Some(i64::from(n))),
-            ]);
-        }
         let index_file = format!(
             "index/ids-{}-{}-{:04}.parquet",
             self.run,
             partition.replace(['/', '='], "_"),
             part.files
         );
-        write_parquet(
-            &self.dir.join(index_file),
-            &mut index.take()?,
-            Some(INDEX_ROW_GROUP),
-        )?;
+        let requests = std::mem::replace(&mut part.requests, Table::new(schema::REQUESTS));
+        let events = std::mem::replace(&mut part.events, Table::new(&schema::EVENTS));
+        self.writer.send(Batch {
+            requests: (self.dir.join(&requests_file), requests),
+            events: (self.dir.join(&events_file), events),
+            index: self.dir.join(index_file),
+            names: (requests_file, events_file),
+            ids: std::mem::take(&mut part.ids),
+        })?;
         if !self.entry.partitions.iter().any(|p| p == partition) {
             self.entry.partitions.push(partition.to_string());
         }
@@ -195,6 +352,8 @@ impl StoreWriter {
         for p in partitions {
             self.flush(&p)?;
         }
+        // The manifest lists the run's files once they are all on disk.
+        self.writer.sync()?;
         self.entry.partitions.sort();
         let entry = self.entry.clone();
         Manifest::update(&self.dir, |manifest| {

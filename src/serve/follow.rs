@@ -6,6 +6,7 @@
 
 use super::intake::{Counters, Intake};
 use crate::parse::{detect_wrapped, parse_chunk, Chunk, Format, LineError, Registry, Wrapping};
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -23,6 +24,8 @@ const DETECT_LINES: usize = 32;
 const READ_PER_POLL: u64 = 16 << 20;
 /// Parse errors printed per file; the rest are counted.
 const SHOW_ERRORS: u64 = 10;
+/// Lines per parse task.
+const PARSE_PIECE: usize = 4096;
 
 pub struct FollowOptions {
     pub patterns: Vec<String>,
@@ -290,14 +293,33 @@ fn flush(
         return;
     }
     Counters::add(&intake.counters.lines, batch.len() as u64);
-    let chunk = Chunk::from_lines(format, &f.wrapping, f.name.clone(), batch);
-    let parsed = parse_chunk(&chunk);
-    for LineError { line, reason } in &parsed.errors {
-        f.errors += 1;
-        if f.errors <= SHOW_ERRORS {
-            eprintln!("tracejoin: {}:{line}: {reason}", f.name);
-        }
+    // A poll's lines (up to 16 MiB) are parsed in pieces on the pool, as
+    // `analyze` parses its chunks, and queued in order.
+    let mut pieces = Vec::with_capacity(batch.len() / PARSE_PIECE + 1);
+    let mut batch = batch.into_iter().peekable();
+    while batch.peek().is_some() {
+        pieces.push(batch.by_ref().take(PARSE_PIECE).collect::<Vec<_>>());
     }
-    Counters::add(&intake.counters.line_errors, parsed.errors.len() as u64);
-    intake.send(parsed.events, parsed.keys);
+    let (wrapping, name) = (&f.wrapping, &f.name);
+    let parsed: Vec<_> = pieces
+        .into_par_iter()
+        .map(|lines| {
+            parse_chunk(&Chunk::from_lines(
+                format.clone(),
+                wrapping,
+                name.clone(),
+                lines,
+            ))
+        })
+        .collect();
+    for parsed in parsed {
+        for LineError { line, reason } in &parsed.errors {
+            f.errors += 1;
+            if f.errors <= SHOW_ERRORS {
+                eprintln!("tracejoin: {}:{line}: {reason}", f.name);
+            }
+        }
+        Counters::add(&intake.counters.line_errors, parsed.errors.len() as u64);
+        intake.send(parsed.events, parsed.keys);
+    }
 }

@@ -105,6 +105,37 @@ fn real_nginx_fields_are_normalised() {
 }
 
 #[test]
+fn a_url_in_the_query_string_leaves_the_path_alone_and_a_full_url_gives_its_path() {
+    // An open-redirect or OAuth callback (`/login?next=http://...`) is a path
+    // with a query; a proxy's absolute-form request line is a URL.
+    let registry = Registry::load(None).unwrap();
+    let format = registry.get("nginx_combined").unwrap();
+    let file: std::sync::Arc<str> = "access.log".into();
+    let mut out = Vec::new();
+    for (line, path, host, query) in [
+        (
+            r#"10.0.0.1 - - [24/Nov/2026:10:00:00 +0000] "GET /login?next=http://app.example.com/cart HTTP/1.1" 302 0 "-" "curl/8.5.0""#,
+            "/login",
+            None,
+            Some("next=http://app.example.com/cart"),
+        ),
+        (
+            r#"10.0.0.1 - - [24/Nov/2026:10:00:00 +0000] "GET http://api.example.com/v1/orders?x=1 HTTP/1.1" 200 5 "-" "curl/8.5.0""#,
+            "/v1/orders",
+            Some("api.example.com"),
+            Some("x=1"),
+        ),
+    ] {
+        out.clear();
+        format.parse(line, &file, 1, &mut out).unwrap();
+        let ev = &out[0];
+        assert_eq!(ev.path.as_deref(), Some(path), "{line}");
+        assert_eq!(ev.host.as_deref(), host, "{line}");
+        assert_eq!(ev.attr("query"), query, "{line}");
+    }
+}
+
+#[test]
 fn a_user_definition_adds_a_format_without_recompiling() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -328,11 +328,15 @@ impl Format {
                     }
                 };
                 if let (Some(t), Tail::Json) = (tail_at, *tail) {
-                    match serde_json::from_str::<serde_json::Value>(t) {
-                        Ok(value) => json::visit(&value, &mut |key, v| {
-                            let v: Cow<'_, str> = Cow::Owned(v.into_owned());
-                            self.fields.offer_key(&mut fill, key, v, &mut ev)
-                        }),
+                    // Read into a fill of its own first: a tail that is no JSON
+                    // after all offers nothing, and is kept whole.
+                    let mut offered = Vec::new();
+                    match json::visit_text(t, &mut |key, v| offered.push((key.to_string(), v))) {
+                        Ok(()) => {
+                            for (key, v) in offered {
+                                self.fields.offer_key(&mut fill, &key, v, &mut ev);
+                            }
+                        }
                         // Kept, never dropped in silence.
                         Err(_) => ev.attributes.push((Text::from(TAIL_ATTR), t.to_string())),
                     }
@@ -376,18 +380,17 @@ impl Format {
                 // read the document (detection tries every JSON definition on
                 // every line, OTLP batches of 10 kB among them).
                 self.check_present(self.keys_written(body))?;
-                let value: serde_json::Value =
-                    serde_json::from_str(body).map_err(|e| format!("invalid JSON: {e}"))?;
                 // Which `require` entries are present, as bits.
                 let mut present = 0u64;
-                json::visit(&value, &mut |key, v| {
+                json::visit_text(body, &mut |key, v| {
                     for (i, alts) in self.require.iter().enumerate() {
                         if !v.is_empty() && alts.iter().any(|a| a == key) {
                             present |= 1 << i;
                         }
                     }
                     self.fields.offer_key(&mut fill, key, v, &mut ev);
-                });
+                })
+                .map_err(|e| format!("invalid JSON: {e}"))?;
                 self.check_present(present)?;
                 self.fields.finish(fill, &mut ev)?;
                 out.push(ev);

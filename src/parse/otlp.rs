@@ -128,7 +128,13 @@ fn nonzero(ns: u64) -> Option<i64> {
 /// the repair: the document is read as JSON, the empty lists filled in, then
 /// decoded again.
 pub fn from_json<M: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<M, serde_json::Error> {
-    match serde_json::from_slice(bytes) {
+    // Text already known to be UTF-8 (a line) is read as text: serde_json then
+    // does not check every string again.
+    let first = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    };
+    match first {
         Err(e) if e.to_string().contains("missing field `values`") => {
             let mut doc: serde_json::Value = serde_json::from_slice(bytes)?;
             fill_empty_lists(&mut doc);

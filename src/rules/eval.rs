@@ -349,6 +349,10 @@ impl Engine {
         );
         scope.add_variable_from_value("events", Value::List(Arc::new(events.clone())));
 
+        // One scope per event with `e` bound, made when the first evidence
+        // condition runs and shared by every rule after it: binding converts
+        // the whole event, which would otherwise be done rule by rule.
+        let mut per_event: Vec<Context> = Vec::new();
         let mut fired: Vec<(usize, Vec<usize>)> = Vec::new();
         // The first non-causal rule that fired, and whether a later one of
         // another label did too: then no further non-causal rule matters.
@@ -379,11 +383,19 @@ impl Engine {
             let matched: Vec<usize> = match &rule.evidence {
                 None => vec![req.gateway.or(req.server_span).unwrap_or(0)],
                 Some(prog) => {
+                    if per_event.is_empty() {
+                        per_event = events
+                            .iter()
+                            .map(|e| {
+                                let mut inner = scope.new_inner_scope();
+                                inner.add_variable_from_value("e", e.clone());
+                                inner
+                            })
+                            .collect();
+                    }
                     let mut m = Vec::new();
-                    for (i, e) in events.iter().enumerate() {
-                        let mut inner = scope.new_inner_scope();
-                        inner.add_variable_from_value("e", e.clone());
-                        match prog.execute(&inner) {
+                    for (i, inner) in per_event.iter().enumerate() {
+                        match prog.execute(inner) {
                             Ok(Value::Bool(true)) => m.push(i),
                             Ok(_) => {}
                             Err(err) => self.record_error(&rule.def.name, "evidence", err),

@@ -50,12 +50,7 @@ impl Sources {
     /// The built-in formats and rules plus the user's (`--parsers`, `--rules`,
     /// `--log-format`).
     pub fn load(&self) -> Result<(Registry, Engine)> {
-        // Definitions and rule packs compile side by side.
-        let (registry, engine) = rayon::join(
-            || Registry::load(self.parsers.as_deref()),
-            || Engine::load(self.rules.as_deref()),
-        );
-        let mut registry = registry?;
+        let mut registry = Registry::load(self.parsers.as_deref())?;
         for (i, spec) in self.log_formats.iter().enumerate() {
             let (_, dialect, format) = split_log_format(spec)?;
             registry.add(Format::pasted(
@@ -64,7 +59,8 @@ impl Sources {
                 format,
             )?);
         }
-        Ok((registry, engine?))
+        let engine = Engine::load(self.rules.as_deref())?;
+        Ok((registry, engine))
     }
 
     /// The run's options; every `--format PATH=NAME` resolved here, once.

@@ -527,19 +527,14 @@ pub struct Registry {
 
 impl Registry {
     pub fn load(user_dir: Option<&Path>) -> Result<Registry> {
-        // Compiling a definition (its patterns) and checking its samples is
-        // most of a start-up: done on every core.
-        use rayon::prelude::*;
-        let mut formats: Vec<Arc<Format>> = super::embedded::PARSERS
-            .par_iter()
-            .map(|(file, text)| {
-                let def: Definition =
-                    toml::from_str(text).with_context(|| format!("built-in parsers/{file}"))?;
-                let f = Format::compile(def, "built-in".into())
-                    .with_context(|| format!("built-in parsers/{file}"))?;
-                Ok(Arc::new(f))
-            })
-            .collect::<Result<_>>()?;
+        let mut formats: Vec<Arc<Format>> = Vec::new();
+        for (file, text) in super::embedded::PARSERS {
+            let def: Definition =
+                toml::from_str(text).with_context(|| format!("built-in parsers/{file}"))?;
+            let f = Format::compile(def, "built-in".into())
+                .with_context(|| format!("built-in parsers/{file}"))?;
+            formats.push(Arc::new(f));
+        }
         if let Some(dir) = user_dir {
             let mut paths: Vec<_> = std::fs::read_dir(dir)
                 .with_context(|| format!("cannot read --parsers {}", dir.display()))?

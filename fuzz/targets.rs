@@ -52,7 +52,7 @@ pub fn parse_lines(data: &[u8]) {
         format.clone(),
         &wrapping,
         file,
-        lines,
+        &lines,
     ));
     label(parsed.events);
 }

@@ -380,12 +380,12 @@ pub fn is_missing(v: &str) -> bool {
 /// Sum of the numbers in a multi-valued nginx field (`0.004, 0.010 : 0.5`):
 /// the total time spent on upstream tries.
 fn sum_numbers(v: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut any = false;
     // One number, the common case, skips the split.
     if let Ok(n) = v.parse::<f64>() {
         return Some(n);
     }
+    let mut total = 0.0;
+    let mut any = false;
     for part in v.split([',', ':', ' ']) {
         let part = trim(part);
         if part.is_empty() || part == "-" {

@@ -4,17 +4,18 @@
 use serde_json::Value;
 use std::borrow::Cow;
 
-/// Calls `f(dotted.key, text)` for every scalar, borrowing string values from
-/// the document (no copy unless the value is kept as an attribute). Arrays of
-/// scalars give their first element under the array's key (HTTP semconv header
-/// arrays, Caddy's header lists) and, when longer, the whole array as JSON text
-/// under `key[]`; arrays of objects give their elements from the last (Kong's
-/// `tries`: the final attempt wins) to the first.
+/// [`walk`] over a value already built: what [`visit_text`] must match (tests).
+#[cfg(test)]
 pub fn visit<'v>(v: &'v Value, f: &mut dyn FnMut(&str, Cow<'v, str>)) {
     let mut prefix = String::new();
     walk(v, &mut prefix, f);
 }
 
+/// Calls `f(dotted.key, text)` for every scalar, borrowing string values from
+/// the value. Arrays of scalars give their first element under the array's key
+/// (HTTP semconv header arrays, Caddy's header lists) and, when longer, the
+/// whole array as JSON text under `key[]`; arrays of objects give their
+/// elements from the last (Kong's `tries`: the final attempt wins) to the first.
 fn walk<'v>(v: &'v Value, prefix: &mut String, f: &mut dyn FnMut(&str, Cow<'v, str>)) {
     match v {
         Value::Object(map) => {
@@ -64,7 +65,7 @@ fn scalar(v: &Value) -> Cow<'_, str> {
     }
 }
 
-/// Reads one JSON text and calls `f` as [`visit`] would on its value, without
+/// Reads one JSON text and calls `f` as [`walk`] would on its value, without
 /// building the value: strings without escapes are borrowed from `text`.
 /// Arrays, rarer, are read as values and visited as such. A key written
 /// twice is visited twice (a value keeps the last); the first wins where

@@ -53,6 +53,9 @@ pub struct Format {
     imp: Imp,
     fields: FieldMap,
     require: Vec<Vec<String>>,
+    /// Per `require` entry, what each alternative's name ends with as written
+    /// in JSON text: its last key segment and the closing quote (`code"`).
+    require_written: Vec<Vec<String>>,
     continuation: Option<Regex>,
     context: Vec<Regex>,
 }
@@ -216,10 +219,18 @@ impl Format {
                 }
             }
         }
-        let require = def
+        let require: Vec<Vec<String>> = def
             .require
             .iter()
             .map(|r| r.split('|').map(str::to_string).collect())
+            .collect();
+        let require_written = require
+            .iter()
+            .map(|alts| {
+                alts.iter()
+                    .map(|a| format!("{}\"", a.rsplit('.').next().unwrap_or(a)))
+                    .collect()
+            })
             .collect();
         let continuation = def
             .continuation
@@ -243,6 +254,7 @@ impl Format {
             imp,
             fields,
             require,
+            require_written,
             def,
         };
         Ok(format)
@@ -328,8 +340,8 @@ impl Format {
                     }
                 };
                 if let (Some(t), Tail::Json) = (tail_at, *tail) {
-                    // Read into a fill of its own first: a tail that is no JSON
-                    // after all offers nothing, and is kept whole.
+                    // Read whole before anything is offered: a tail that is no
+                    // JSON after all offers nothing, and is kept as it is.
                     let mut offered = Vec::new();
                     match json::visit_text(t, &mut |key, v| offered.push((key.to_string(), v))) {
                         Ok(()) => {
@@ -452,7 +464,6 @@ impl Format {
         self.check_present(present)
     }
 
-    /// `present` has bit i set when `require[i]` was found.
     /// Which `require` entries may be present, as bits: those with an
     /// alternative whose last key segment is written before a closing quote
     /// (`"status"` nested, `"http.status"` dotted). Text with escapes may
@@ -462,22 +473,18 @@ impl Format {
             return u64::MAX;
         }
         let mut present = 0u64;
-        let mut needle = String::new();
-        for (i, alts) in self.require.iter().enumerate() {
-            let found = alts.iter().any(|a| {
-                let last = a.rsplit('.').next().unwrap_or(a);
-                needle.clear();
-                needle.push_str(last);
-                needle.push('"');
-                memchr::memmem::find(text.as_bytes(), needle.as_bytes()).is_some()
-            });
-            if found {
+        for (i, ends) in self.require_written.iter().enumerate() {
+            if ends
+                .iter()
+                .any(|end| memchr::memmem::find(text.as_bytes(), end.as_bytes()).is_some())
+            {
                 present |= 1 << i;
             }
         }
         present
     }
 
+    /// `present` has bit i set when `require[i]` was found.
     fn check_present(&self, present: u64) -> Result<(), String> {
         for (i, alts) in self.require.iter().enumerate() {
             if present & (1 << i) == 0 {

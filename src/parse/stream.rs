@@ -89,14 +89,14 @@ impl Chunk {
         format: Arc<Format>,
         wrapping: &Wrapping,
         file: Arc<str>,
-        lines: Vec<(u64, String)>,
+        lines: &[(u64, String)],
     ) -> Chunk {
         let mut data = Vec::with_capacity(lines.iter().map(|(_, l)| l.len()).sum());
         let mut spans = Vec::with_capacity(lines.len());
         for (n, text) in lines {
             let a = data.len() as u32;
             data.extend_from_slice(text.as_bytes());
-            spans.push((n, a, data.len() as u32));
+            spans.push((*n, a, data.len() as u32));
         }
         Chunk {
             format,

@@ -295,14 +295,9 @@ fn flush(
     Counters::add(&intake.counters.lines, batch.len() as u64);
     // A poll's lines (up to 16 MiB) are parsed in pieces on the pool, as
     // `analyze` parses its chunks, and queued in order.
-    let mut pieces = Vec::with_capacity(batch.len() / PARSE_PIECE + 1);
-    let mut batch = batch.into_iter().peekable();
-    while batch.peek().is_some() {
-        pieces.push(batch.by_ref().take(PARSE_PIECE).collect::<Vec<_>>());
-    }
     let (wrapping, name) = (&f.wrapping, &f.name);
-    let parsed: Vec<_> = pieces
-        .into_par_iter()
+    let parsed: Vec<_> = batch
+        .par_chunks(PARSE_PIECE)
         .map(|lines| {
             parse_chunk(&Chunk::from_lines(
                 format.clone(),

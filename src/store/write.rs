@@ -118,10 +118,9 @@ impl Writer {
             return write_batch(batch);
         };
         match jobs.send(Job::Write(Box::new(batch))) {
-            Ok(()) => Ok(()),
             // The thread ended: written here.
             Err(std::sync::mpsc::SendError(Job::Write(batch))) => write_batch(*batch),
-            Err(_) => Ok(()),
+            _ => Ok(()),
         }
     }
 
@@ -270,20 +269,7 @@ impl StoreWriter {
     pub fn add(&mut self, l: &Labelled) -> Result<()> {
         self.next_key += 1;
         let key = format!("{}-{}", &self.run[..self.run.len().min(12)], self.next_key);
-        let partition = match l.request.start {
-            Some(t) => {
-                let hour = t.div_euclid(HOUR_NS);
-                match &self.hour {
-                    Some((h, p)) if *h == hour => p.clone(),
-                    _ => {
-                        let p = partition_of(Some(t));
-                        self.hour = Some((hour, p.clone()));
-                        p
-                    }
-                }
-            }
-            None => partition_of(None),
-        };
+        let partition = self.partition(l.request.start);
         let part = self.parts.entry(partition.clone()).or_insert_with(|| Part {
             requests: Table::new(schema::REQUESTS),
             events: Table::new(&schema::EVENTS),
@@ -311,6 +297,22 @@ impl StoreWriter {
             self.flush(&partition)?;
         }
         Ok(())
+    }
+
+    /// [`partition_of`], formatted once per hour of requests.
+    fn partition(&mut self, start: Option<i64>) -> String {
+        let Some(t) = start else {
+            return partition_of(None);
+        };
+        let hour = t.div_euclid(HOUR_NS);
+        match &self.hour {
+            Some((h, p)) if *h == hour => p.clone(),
+            _ => {
+                let p = partition_of(start);
+                self.hour = Some((hour, p.clone()));
+                p
+            }
+        }
     }
 
     fn flush(&mut self, partition: &str) -> Result<()> {

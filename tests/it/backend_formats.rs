@@ -183,7 +183,7 @@ fn parse_file(path: &std::path::Path) -> (String, Vec<Event>, usize) {
         format,
         &stream::Wrapping::default(),
         file,
-        lines,
+        &lines,
     ));
     (name, parsed.events, parsed.errors.len())
 }

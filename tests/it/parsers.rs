@@ -136,6 +136,50 @@ fn a_url_in_the_query_string_leaves_the_path_alone_and_a_full_url_gives_its_path
 }
 
 #[test]
+fn a_required_json_key_is_found_nested_dotted_or_escaped_and_its_absence_refuses_the_line() {
+    // JSON definitions skip reading a line whose text cannot hold a required
+    // key; every way JSON may write the key must still be read.
+    let def: tracejoin::parse::definition::Definition = toml::from_str(
+        r#"
+name = "ecs_gw"
+title = "ECS-style gateway"
+reference = "Elastic Common Schema, http.response.status_code"
+source = "gateway"
+kind = "json"
+require = ["http.response.status_code"]
+[fields]
+status = ["http.response.status_code"]
+[[sample]]
+line = '{"@timestamp":"2026-11-24T10:00:00.000Z","http":{"request":{"method":"GET"},"response":{"status_code":503}}}'
+expect = { status = "503" }
+"#,
+    )
+    .unwrap();
+    let format = tracejoin::parse::Format::compile(def, "test".into()).unwrap();
+    let file: std::sync::Arc<str> = "ecs.log".into();
+    for line in [
+        r#"{"http":{"response":{"status_code":503}}}"#,
+        r#"{"http.response.status_code":503}"#,
+        r#"{"http.response.status_\u0063ode":503}"#,
+    ] {
+        let mut out = Vec::new();
+        format
+            .parse(line, &file, 1, &mut out)
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(out[0].status, Some(503), "{line}");
+    }
+    let err = format
+        .parse(
+            r#"{"http":{"response":{"code":503}}}"#,
+            &file,
+            1,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+    assert!(err.contains("no field http.response.status_code"), "{err}");
+}
+
+#[test]
 fn a_user_definition_adds_a_format_without_recompiling() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

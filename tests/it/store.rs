@@ -198,6 +198,34 @@ fn bad_sql_is_a_clear_error_not_a_panic() {
 }
 
 #[test]
+fn a_store_file_that_cannot_be_written_fails_the_run_naming_it_and_the_run_is_not_listed() {
+    // Files are written on the store's writer thread; its error must still
+    // end the run, and the manifest must not list a run with missing files.
+    let store = tempfile::tempdir().unwrap();
+    std::fs::write(store.path().join("requests"), "in the way").unwrap();
+    let out = tracejoin(&[
+        "analyze",
+        repo().join("sample-logs").to_str().unwrap(),
+        "--out",
+        store.path().to_str().unwrap(),
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot write the store") && err.contains("requests/date="),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let manifest = std::fs::read_to_string(store.path().join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(
+        manifest["runs"].as_array().map(Vec::len),
+        Some(0),
+        "{manifest}"
+    );
+}
+
+#[test]
 fn rewriting_a_run_is_idempotent_and_a_new_time_range_adds_partitions() {
     let inputs = sample_logs_copy(&[]);
     let store = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use crate::correlate::Flag;
 use crate::event::time::format_ts;
 use crate::event::Source;
 use crate::labelled::Labelled;
-use crate::rules::{Evidence, Label};
+use crate::rules::{Cause, Evidence, Label};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -26,6 +26,10 @@ pub struct RequestLine<'a> {
     rule: Option<&'a str>,
     explanation: Option<&'a str>,
     evidence: &'a [Evidence],
+    /// Where the failure started: `{kind, service, operation, span_id, origin,
+    /// path}` (`path`: the services crossed to reach it, gateway first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<&'a Cause>,
     sources: Vec<Source>,
     events: usize,
     join: &'static str,
@@ -64,6 +68,7 @@ pub fn request_line(l: &Labelled) -> RequestLine<'_> {
         rule: v.map(|v| v.rule.as_str()),
         explanation: v.map(|v| v.explanation.as_str()),
         evidence: v.map(|v| v.evidence.as_slice()).unwrap_or_default(),
+        cause: v.and_then(|v| v.cause.as_ref()),
         sources: r.sources(),
         events: r.events.len(),
         join: r.join(),

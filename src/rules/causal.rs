@@ -101,6 +101,16 @@ impl Causal {
         }
     }
 
+    /// The event's depth in the span tree (0 = entry span), when known.
+    pub(super) fn depth(&self, i: usize) -> Option<u32> {
+        self.depth[i]
+    }
+
+    /// When the event happened (a span: when it ended).
+    pub(super) fn time(&self, i: usize) -> Option<i64> {
+        self.time[i]
+    }
+
     /// Whether the request went on and succeeded at what this event failed.
     pub(super) fn recovered(&self, i: usize) -> bool {
         self.recovered[i]

@@ -1,3 +1,4 @@
+use super::blame::blame;
 use super::causal::Causal;
 use super::pack::{Pack, RuleDef};
 use super::{Evidence, Label, Verdict};
@@ -63,7 +64,9 @@ struct Choice {
     winner: usize,
     matched: Vec<usize>,
     outranked: Vec<(usize, Vec<usize>)>,
-    causal: Option<Causal>,
+    causal: Causal,
+    /// Whether the causal order decided (the winner is a causal rule).
+    by_causal_order: bool,
 }
 
 /// Field names the rules read, per variable.
@@ -436,7 +439,7 @@ impl Engine {
             })
             .collect();
         let top = fired.first()?.0;
-        let (win, order) = if self.rules[top].def.causal {
+        let (win, by_causal_order) = if self.rules[top].def.causal {
             let mut best: Option<(usize, usize)> = None; // (position in fired, first event)
             for (pos, (r, m)) in fired.iter().enumerate() {
                 if !self.rules[*r].def.causal {
@@ -447,9 +450,9 @@ impl Engine {
                     best = Some((pos, first));
                 }
             }
-            (best.expect("the top rule is causal").0, Some(causal))
+            (best.expect("the top rule is causal").0, true)
         } else {
-            (0, None)
+            (0, false)
         };
         let mut fired = fired;
         let (winner, matched) = fired.remove(win);
@@ -462,11 +465,11 @@ impl Engine {
             }
             // A causal winner lists every other cause the services gave; a
             // plain one the best rule of another label.
-            if order.is_some() && !self.rules[r].def.causal && !outranked.is_empty() {
+            if by_causal_order && !self.rules[r].def.causal && !outranked.is_empty() {
                 continue;
             }
             outranked.push((r, m));
-            if order.is_none() {
+            if !by_causal_order {
                 break;
             }
         }
@@ -474,7 +477,8 @@ impl Engine {
             winner,
             matched,
             outranked,
-            causal: order,
+            causal,
+            by_causal_order,
         })
     }
 
@@ -484,9 +488,11 @@ impl Engine {
             mut matched,
             outranked,
             causal,
+            by_causal_order,
         } = c;
         let rule = &self.rules[winner];
-        match &causal {
+        let order = by_causal_order.then_some(&causal);
+        match order {
             // The cause first: the event that started the failure.
             Some(c) => matched.sort_by(|&a, &b| {
                 if a == b {
@@ -520,14 +526,14 @@ impl Engine {
         let mut cited = matched.clone();
         for (other, m) in outranked {
             let other = &self.rules[other];
-            let m: Vec<usize> = match &causal {
+            let m: Vec<usize> = match order {
                 Some(c) if other.def.causal => c.first(&m).into_iter().collect(),
                 _ => m.into_iter().take(2).collect(),
             };
             for i in m {
                 if !cited.contains(&i) && Some(i) != req.gateway {
                     cited.push(i);
-                    let why = if causal.is_some() && other.def.causal {
+                    let why = if by_causal_order && other.def.causal {
                         "later in the causal chain"
                     } else {
                         "outranked"
@@ -542,11 +548,17 @@ impl Engine {
                 }
             }
         }
+        // A failure not to blame on the system (a client that went away)
+        // has no origin.
+        let cause = (rule.def.label != Label::Unknown)
+            .then(|| blame(req, &causal, Some(matched[0])))
+            .flatten();
         Verdict {
             label: rule.def.label,
             rule: rule.def.name.clone(),
             explanation,
             evidence,
+            cause,
         }
     }
 }
@@ -585,6 +597,7 @@ fn unknown_verdict(req: &Request) -> Verdict {
             .or(req.server_span)
             .map(|i| vec![evidence_of(&req.events[i], None)])
             .unwrap_or_default(),
+        cause: None,
     }
 }
 

@@ -6,11 +6,13 @@
 //!
 //! Knows no parsing or output. Rules run only for failed requests.
 
+mod blame;
 mod causal;
 mod check;
 mod eval;
 pub mod pack;
 
+pub use blame::gateway_name;
 pub use check::check_examples;
 
 /// Rule packs compiled into the binary: `(file name, TOML text)`.
@@ -52,4 +54,33 @@ pub struct Verdict {
     pub rule: String,
     pub explanation: String,
     pub evidence: Vec<Evidence>,
+    /// Where the failure started and the way there; `None` for `unknown`.
+    pub cause: Option<Cause>,
+}
+
+text_enum! {
+    /// What a failure's origin is.
+    pub enum OriginKind {
+        /// The gateway refused by itself (its own limit, policy or route table).
+        Gateway = "gateway",
+        /// An instrumented service, or one whose log said why.
+        Service = "service",
+        /// Something a service or the gateway called that reports nothing of
+        /// its own: named by the caller's span (`peer.service`, `db.system`,
+        /// its address) or the gateway's upstream address.
+        Dependency = "dependency",
+    }
+}
+
+/// Where a failure started: the origin's kind and name, the operation (span
+/// name, or the gateway's indicator), its span, the event that says so, and
+/// the services the request crossed to reach it, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cause {
+    pub kind: OriginKind,
+    pub service: String,
+    pub operation: Option<String>,
+    pub span_id: Option<String>,
+    pub origin: Option<String>,
+    pub path: Vec<String>,
 }

@@ -11,7 +11,7 @@ use crate::event::{
     Event, FieldValue, Kind as FieldKind, SpanFields, SpanKind, SpanStatus, Text, FIELDS,
 };
 use crate::labelled::Labelled;
-use crate::rules::{Evidence, Verdict};
+use crate::rules::{Cause, Evidence, Verdict};
 use anyhow::{bail, Result};
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -409,6 +409,20 @@ fn rebuild(request: &DataFrame, events: &DataFrame) -> Result<Labelled> {
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("stored evidence: {e}"))?
                 .unwrap_or_default(),
+            // Stores written before causes were kept have none.
+            cause: match (t("cause_kind")?.get(0), t("cause_service")?.get(0)) {
+                (Some(kind), Some(service)) => Some(Cause {
+                    kind: kind
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("stored cause: {e}"))?,
+                    service: service.to_string(),
+                    operation: t("cause_operation")?.get(0).map(str::to_string),
+                    span_id: t("cause_span_id")?.get(0).map(str::to_string),
+                    origin: t("cause_origin")?.get(0).map(str::to_string),
+                    path: list("cause_path")?,
+                }),
+                _ => None,
+            },
         }),
     };
     Ok(Labelled {

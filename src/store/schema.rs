@@ -33,6 +33,12 @@ pub const REQUESTS: &[(&str, Kind)] = &[
     ("rule", Str),
     ("explanation", Str),
     ("evidence", Str),
+    ("cause_kind", Str),
+    ("cause_service", Str),
+    ("cause_operation", Str),
+    ("cause_span_id", Str),
+    ("cause_origin", Str),
+    ("cause_path", Str),
     ("sources", Str),
     ("flags", Str),
     ("events", Int),
@@ -92,6 +98,7 @@ fn s(v: Option<&str>) -> Val<'_> {
 pub fn request_row<'a>(key: &'a str, l: &'a Labelled) -> Vec<Val<'a>> {
     let r = &l.request;
     let v = l.verdict.as_ref();
+    let c = v.and_then(|v| v.cause.as_ref());
     let g = r.gateway_event();
     let sources: Vec<&str> = r.sources().iter().map(|s| s.as_str()).collect();
     vec![
@@ -115,6 +122,12 @@ pub fn request_row<'a>(key: &'a str, l: &'a Labelled) -> Vec<Val<'a>> {
         s(v.map(|v| v.rule.as_str())),
         s(v.map(|v| v.explanation.as_str())),
         Val::S(v.map(|v| Cow::Owned(json(&v.evidence)))),
+        s(c.map(|c| c.kind.as_str())),
+        s(c.map(|c| c.service.as_str())),
+        s(c.and_then(|c| c.operation.as_deref())),
+        s(c.and_then(|c| c.span_id.as_deref())),
+        s(c.and_then(|c| c.origin.as_deref())),
+        Val::S(c.map(|c| Cow::Owned(c.path.join(",")))),
         Val::S(Some(Cow::Owned(sources.join(",")))),
         Val::S(Some(Cow::Owned(r.flags_text()))),
         Val::I(Some(r.events.len() as i64)),

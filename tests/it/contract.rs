@@ -26,6 +26,9 @@ struct RequestLine {
     rule: Option<String>,
     explanation: Option<String>,
     evidence: Vec<Evidence>,
+    /// Present on failed requests with a known origin (never on `unknown`).
+    #[serde(default)]
+    cause: Option<Cause>,
     sources: Vec<Source>,
     events: usize,
     join: Join,
@@ -53,6 +56,27 @@ struct Evidence {
     origin: String,
     source: Source,
     detail: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Cause {
+    kind: OriginKind,
+    service: String,
+    operation: Option<String>,
+    span_id: Option<String>,
+    origin: Option<String>,
+    /// The services crossed to reach the origin, the gateway first.
+    path: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum OriginKind {
+    Gateway,
+    Service,
+    Dependency,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -118,6 +142,16 @@ fn every_json_line_has_exactly_the_contract_keys() {
             "{l:?}"
         );
         assert!(l.events >= 1 && !l.sources.is_empty());
+        // A known cause on every failure with a label other than unknown; its
+        // path ends at the origin.
+        match (&l.label, &l.cause) {
+            (Some(Label::Unknown) | None, c) => assert!(c.is_none(), "{l:?}"),
+            (Some(_), None) => panic!("a labelled failure without a cause: {l:?}"),
+            (Some(_), Some(c)) => {
+                assert_eq!(c.path.last(), Some(&c.service), "{l:?}");
+                assert!(c.origin.is_some(), "{l:?}");
+            }
+        }
     }
     // Every label occurs in the bundled incident, as do both kinds of join.
     for label in [

@@ -156,3 +156,83 @@ fn every_library_message_of_the_vocabulary_gets_its_label() {
         wrong.join("\n")
     );
 }
+
+/// OTLP/JSON of one span: `(service, span id, parent, name, kind, status code,
+/// attributes, exception)` for trace `t`.
+fn span_line(t: &str, s: (&str, &str, &str, &str, u8, u8, &str, &str)) -> String {
+    let (service, id, parent, name, kind, code, attrs, exception) = s;
+    let events = if exception.is_empty() {
+        String::new()
+    } else {
+        let (ty, msg) = exception.split_once(": ").unwrap();
+        format!(
+            r#","events":[{{"timeUnixNano":"1795600000015000000","name":"exception","attributes":[{{"key":"exception.type","value":{{"stringValue":"{ty}"}}}},{{"key":"exception.message","value":{{"stringValue":"{msg}"}}}}]}}]"#
+        )
+    };
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{{"traceId":"{t}","spanId":"{id}","parentSpanId":"{parent}","name":"{name}","kind":{kind},"startTimeUnixNano":"1795600000010000000","endTimeUnixNano":"1795600000020000000","attributes":[{attrs}],"status":{{"code":{code}}}{events}}}]}}]}}]}}"#
+    )
+}
+
+#[test]
+fn a_failure_passed_on_is_blamed_where_it_started_with_the_path_there() {
+    // gateway → storefront → catalog → Redis: Redis refused, catalog answered
+    // 500, storefront passed a 502 on and logged what catalog said.
+    let t = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("access.log"),
+        format!("10.0.0.1 - - [24/Nov/2026:10:00:00 +0000] \"GET /products/7 HTTP/1.1\" 502 0 \"-\" \"curl/8\" rid=aaaabbbbccccddddeeeeffff00001111 rt=0.020 urt=0.019 us=502 ua=\"10.0.0.7:8080\" tp=00-{t}-00f067aa0ba902b7-01\n"),
+    )
+    .unwrap();
+    let http = r#"{"key":"http.response.status_code","value":{"intValue":"500"}}"#;
+    let redis = r#"{"key":"db.system","value":{"stringValue":"redis"}},{"key":"server.address","value":{"stringValue":"127.0.0.1"}},{"key":"server.port","value":{"intValue":"6390"}}"#;
+    let spans = [
+        ("storefront", "1000000000000001", "00f067aa0ba902b7", "GET /products/{id}", 2, 2, "", ""),
+        ("storefront", "1000000000000002", "1000000000000001", "GET", 3, 2, http, ""),
+        ("catalog", "2000000000000001", "1000000000000002", "GET /products/{id}", 2, 2, http, ""),
+        ("catalog", "2000000000000002", "2000000000000001", "HGETALL", 3, 2, redis,
+         "redis.exceptions.ConnectionError: Error 111 connecting to 127.0.0.1:6390. Connection refused."),
+    ];
+    let lines: Vec<String> = spans.iter().map(|s| span_line(t, *s)).collect();
+    std::fs::write(dir.path().join("traces.jsonl"), lines.join("\n") + "\n").unwrap();
+    // storefront's own log says only what catalog answered.
+    std::fs::write(
+        dir.path().join("storefront.log"),
+        format!("{{\"time\":\"2026-11-24T10:00:00.019Z\",\"level\":\"error\",\"msg\":\"GET http://catalog/products/7 failed\",\"exc_info\":\"httpx.HTTPStatusError: Server error '500 Internal Server Error' for url 'http://catalog/products/7'\",\"trace_id\":\"{t}\",\"span_id\":\"1000000000000001\",\"service\":\"storefront\"}}\n"),
+    )
+    .unwrap();
+    let a = analyze(&[dir.path()]);
+    assert_eq!(a.requests.len(), 1, "{:?}", a.requests);
+    let v = a.requests[0].verdict.as_ref().unwrap();
+    assert_eq!(v.label.as_str(), "upstream", "{v:?}");
+    let c = v.cause.as_ref().expect("a cause");
+    assert_eq!(c.kind.as_str(), "dependency", "{c:?}");
+    assert_eq!(c.service, "redis");
+    assert_eq!(c.operation.as_deref(), Some("HGETALL"));
+    assert_eq!(c.span_id.as_deref(), Some("2000000000000002"));
+    assert_eq!(c.path, ["nginx", "storefront", "catalog", "redis"]);
+    // The origin is the event that says why: Redis's refusal on catalog's span.
+    let origin = c.origin.as_deref().unwrap();
+    assert!(origin.ends_with("traces.jsonl:4#2000000000000002"), "{origin}");
+}
+
+#[test]
+fn a_gateway_that_refused_by_itself_is_the_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("access.log"),
+        "10.0.0.1 - - [24/Nov/2026:10:00:00 +0000] \"GET /v1/orders HTTP/1.1\" 503 0 \"-\" \"curl/8\" rid=aaaabbbbccccddddeeeeffff00002222 rt=0.000 urt=- us=- ua=\"-\" lrs=REJECTED\n",
+    )
+    .unwrap();
+    let a = analyze(&[dir.path()]);
+    let v = a.requests[0].verdict.as_ref().unwrap();
+    assert_eq!(v.label.as_str(), "quota", "{v:?}");
+    let c = v.cause.as_ref().unwrap();
+    assert_eq!(
+        (c.kind.as_str(), c.service.as_str(), c.operation.as_deref()),
+        ("gateway", "nginx", Some("limit_req"))
+    );
+    assert_eq!(c.path, ["nginx"]);
+    assert!(c.origin.as_deref().unwrap().ends_with("access.log:1"));
+}

@@ -7,13 +7,14 @@
 //!
 //! [`event`] (the schema, ids, times) ← [`ingest`] (bytes, lines) ← [`parse`]
 //! (formats → events) ← [`correlate`] (events → requests) ← [`rules`]
-//! (requests → verdicts) ← [`labelled`] (what a run produces) ← [`analysis`]
-//! (a batch run) ← [`store`] ← [`query`] ← [`report`] ← [`sink`] (JSON lines
+//! (requests → verdicts) ← [`labelled`] (what a run produces) ← [`episodes`]
+//! (failures → incidents) ← [`analysis`] (a batch run) ← [`store`] ← [`query`] ← [`report`] ← [`sink`] (JSON lines
 //! and the store) ← [`serve`] (live mode) ← [`cli`].
 
 pub mod analysis;
 pub mod cli;
 pub mod correlate;
+pub mod episodes;
 pub mod event;
 pub mod ingest;
 pub mod labelled;

@@ -80,6 +80,13 @@ impl LabelledSink {
         self.store_error = Some(e);
     }
 
+    /// What the run's data cannot tell, for the store's manifest.
+    pub fn set_gaps(&mut self, gaps: Vec<String>) {
+        if let Some(s) = self.store.as_mut() {
+            s.set_gaps(gaps);
+        }
+    }
+
     pub fn finish(mut self) -> SinkOutcome {
         self.flush_json();
         let store = match (self.store.take(), self.store_error.take()) {

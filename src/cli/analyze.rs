@@ -63,6 +63,7 @@ impl Args {
             }
         })?;
         drop(progress);
+        sink.set_gaps(crate::episodes::run_gaps(&info));
         let outcome = sink.finish();
         match outcome.store {
             Some(Err(e)) => return Err(e.context("cannot write the store")),

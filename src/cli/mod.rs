@@ -6,6 +6,7 @@ mod analyze;
 mod common;
 mod diff;
 mod formats;
+mod incidents;
 mod query;
 mod report;
 mod rules;
@@ -38,6 +39,9 @@ pub enum Command {
     Serve(Box<serve::Args>),
     /// SQL over a store's tables `requests` and `events` (polars SQL).
     Query(query::Args),
+    /// Failed requests grouped into episodes (incidents): same label and
+    /// blamed origin, contiguous in time, standing out against the background.
+    Incidents(incidents::Args),
     /// A self-contained HTML postmortem page (or Markdown) from a store.
     Report(report::Args),
     /// Compare the label mix and the failing routes of two time windows of a
@@ -59,6 +63,7 @@ impl Command {
             Command::Timeline(a) => a.run(),
             Command::Serve(a) => a.run(),
             Command::Query(a) => a.run(),
+            Command::Incidents(a) => a.run(),
             Command::Report(a) => a.run(),
             Command::Diff(a) => a.run(),
             Command::Formats(a) => a.run(),

@@ -380,3 +380,17 @@ fn met_an_error(e: &Event) -> bool {
         Source::Gateway | Source::GatewayLog => false,
     }
 }
+
+/// A path with its id segments replaced (`/v1/orders/8813` → `/v1/orders/{id}`),
+/// so that a route without a name still groups its requests.
+pub fn templated(path: &str) -> String {
+    let id_like = |seg: &str| {
+        let b = seg.as_bytes();
+        (!b.is_empty() && b.iter().all(u8::is_ascii_digit))
+            || (b.len() >= 16 && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-'))
+    };
+    path.split('/')
+        .map(|seg| if id_like(seg) { "{id}" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}

@@ -4,7 +4,7 @@
 
 use super::escape::markdown_cell as md;
 use super::postmortem::LABELS;
-use super::summary::templated;
+use crate::correlate::templated;
 use crate::query::TimeRange;
 use crate::store::Store;
 use anyhow::Result;

@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod escape;
+pub mod incidents;
 pub mod jsonl;
 pub mod postmortem;
 pub mod summary;

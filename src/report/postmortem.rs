@@ -5,7 +5,7 @@
 //! string that came from a log goes through `escape::html` / `markdown_cell`.
 
 use super::escape::{html as h, markdown_cell as md};
-use super::summary::templated;
+use crate::correlate::templated;
 use crate::event::time::format_ts;
 use crate::event::Source;
 use crate::labelled::Labelled;
@@ -61,6 +61,10 @@ pub struct Data {
     pub consumers: Vec<(String, Counts, u64)>,
     pub first_failures: Vec<(usize, FirstFailure)>,
     pub examples: Vec<(usize, Vec<Labelled>)>,
+    /// The incidents, first in the draft.
+    pub episodes: Vec<crate::episodes::Episode>,
+    /// What the runs' data cannot tell (their manifests' gaps).
+    pub gaps: Vec<String>,
 }
 
 impl Data {
@@ -179,7 +183,19 @@ pub fn gather(store: &Store, range: TimeRange) -> Result<Data> {
         }
         examples.push((li, found));
     }
+    let episodes =
+        super::incidents::from_store(store, range)?.episodes(&crate::episodes::Options::default());
+    let mut gaps: Vec<String> = Vec::new();
+    for r in &store.manifest.runs {
+        for g in &r.gaps {
+            if !gaps.contains(g) {
+                gaps.push(g.clone());
+            }
+        }
+    }
     Ok(Data {
+        episodes,
+        gaps,
         store: store.dir.display().to_string(),
         runs: store.manifest.runs.clone(),
         requests,
@@ -534,6 +550,12 @@ pub fn html(d: &Data) -> String {
         h(&span),
         h(&d.store)
     );
+    s.push_str(&super::incidents::html(
+        &d.episodes,
+        d.first,
+        d.last,
+        &d.gaps,
+    ));
     s.push_str("<h2>Failures by label</h2><table id=\"labels\"><tr><th>label</th><th>failed</th><th>share</th><th>first failure</th><th>first failing request</th><th>why</th></tr>");
     for (li, (l, c)) in LABELS.iter().enumerate() {
         if d.labels[li] == 0 {
@@ -617,7 +639,13 @@ pub fn html(d: &Data) -> String {
 // ---- Markdown ----
 
 pub fn markdown(d: &Data) -> String {
-    let mut s = String::new();
+    let mut s = String::from("# Postmortem draft\n\n");
+    s.push_str(&super::incidents::markdown(
+        &d.episodes,
+        d.failed,
+        d.requests,
+        &d.gaps,
+    ));
     let _ = writeln!(s, "## Failed requests\n");
     let _ = writeln!(
         s,

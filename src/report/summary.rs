@@ -3,7 +3,7 @@
 //! memory than its counters.
 
 use super::escape::terminal;
-use crate::correlate::Flag;
+use crate::correlate::{templated, Flag};
 use crate::event::time::format_ts;
 use crate::labelled::{Labelled, RunInfo};
 use crate::parse::FileReport;
@@ -321,20 +321,6 @@ impl Summary {
     }
 }
 
-/// A path with its id segments replaced (`/v1/orders/8813` → `/v1/orders/{id}`),
-/// so that a route without a name still groups its requests.
-pub fn templated(path: &str) -> String {
-    let id_like = |seg: &str| {
-        let b = seg.as_bytes();
-        (!b.is_empty() && b.iter().all(u8::is_ascii_digit))
-            || (b.len() >= 16 && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-'))
-    };
-    path.split('/')
-        .map(|seg| if id_like(seg) { "{id}" } else { seg })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 fn top(counts: &HashMap<String, usize>, n: usize) -> String {
     let mut v: Vec<(&String, &usize)> = counts.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
@@ -384,12 +370,15 @@ pub fn render_errors(files: &[FileReport]) -> String {
 mod tests {
     #[test]
     fn paths_group_by_their_shape() {
-        assert_eq!(super::templated("/v1/orders/8813"), "/v1/orders/{id}");
         assert_eq!(
-            super::templated("/v1/users/cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2/cart"),
+            crate::correlate::templated("/v1/orders/8813"),
+            "/v1/orders/{id}"
+        );
+        assert_eq!(
+            crate::correlate::templated("/v1/users/cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2/cart"),
             "/v1/users/{id}/cart"
         );
-        assert_eq!(super::templated("/v2/orders"), "/v2/orders");
-        assert_eq!(super::templated("/"), "/");
+        assert_eq!(crate::correlate::templated("/v2/orders"), "/v2/orders");
+        assert_eq!(crate::correlate::templated("/"), "/");
     }
 }

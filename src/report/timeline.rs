@@ -148,12 +148,31 @@ pub fn render(l: &Labelled, skew: &[Skew]) -> String {
             e.origin.as_ref().map(|o| o.to_string()).unwrap_or_default()
         );
     }
-    waterfall(r, &mut o);
+    let cause = l.verdict.as_ref().and_then(|v| v.cause.as_ref());
+    if let Some(c) = cause {
+        // The way to the origin, drawn above the waterfall.
+        let _ = writeln!(
+            o,
+            "\nblame path: {}   ({} {}{})",
+            terminal(&c.path.join(" → ")),
+            c.kind,
+            terminal(&c.service),
+            c.operation
+                .as_deref()
+                .map(|op| format!(" {}", terminal(op)))
+                .unwrap_or_default()
+        );
+        if let Some(origin) = &c.origin {
+            let _ = writeln!(o, "  origin: {}", terminal(origin));
+        }
+    }
+    waterfall(r, cause.and_then(|c| c.span_id.as_deref()), &mut o);
     o
 }
 
-/// Spans as bars on one time axis, indented by depth.
-fn waterfall(r: &crate::correlate::Request, o: &mut String) {
+/// Spans as bars on one time axis, indented by depth; the origin's span
+/// (`origin_span`) marked.
+fn waterfall(r: &crate::correlate::Request, origin_span: Option<&str>, o: &mut String) {
     let spans: Vec<&Event> = r
         .events
         .iter()
@@ -224,9 +243,14 @@ fn waterfall(r: &crate::correlate::Request, o: &mut String) {
             s.service.as_deref().unwrap_or("")
         );
         let name: String = name.chars().take(34).collect();
+        let origin = if origin_span.is_some() && s.span_id.as_deref() == origin_span {
+            "  ◀ origin"
+        } else {
+            ""
+        };
         let _ = writeln!(
             o,
-            "{mark} {:<36} |{}{}{}| {:.1} ms",
+            "{mark} {:<36} |{}{}{}| {:.1} ms{origin}",
             terminal(&name),
             " ".repeat(a),
             "█".repeat(b - a),

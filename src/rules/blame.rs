@@ -107,7 +107,9 @@ impl<'a> Tree<'a> {
 }
 
 fn in_error(e: &Event) -> bool {
-    e.span.as_ref().is_some_and(|s| s.status == SpanStatus::Error)
+    e.span
+        .as_ref()
+        .is_some_and(|s| s.status == SpanStatus::Error)
 }
 
 /// The name of what a client span called, when nothing below it was
@@ -178,9 +180,8 @@ pub(super) fn blame(req: &Request, causal: &Causal, said: Option<usize>) -> Opti
         });
 
     let said_ev = said.map(|i| &events[i]);
-    let by_service = said_ev.is_some_and(|e| {
-        matches!(e.source(), Source::Span | Source::Backend | Source::OtelLog)
-    });
+    let by_service = said_ev
+        .is_some_and(|e| matches!(e.source(), Source::Span | Source::Backend | Source::OtelLog));
     // Did the request get past the gateway? Then the gateway only relayed.
     let contacted = req.server_span.is_some()
         || events
@@ -228,7 +229,10 @@ pub(super) fn blame(req: &Request, causal: &Causal, said: Option<usize>) -> Opti
                 .as_deref()
                 .filter(|a| !a.is_empty() && *a != "-")
             {
-                let addr = addr.rsplit([',', ' ']).find(|a| !a.is_empty()).unwrap_or(addr);
+                let addr = addr
+                    .rsplit([',', ' '])
+                    .find(|a| !a.is_empty())
+                    .unwrap_or(addr);
                 push(&mut path, addr);
                 return Some(Cause {
                     kind: OriginKind::Dependency,

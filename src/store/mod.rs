@@ -47,6 +47,10 @@ pub struct RunEntry {
     pub failed: u64,
     pub events: u64,
     pub partitions: Vec<String>,
+    /// What the run's data cannot tell (lines that did not parse, clock
+    /// skew, late events): the postmortem's "what we do not know".
+    #[serde(default)]
+    pub gaps: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

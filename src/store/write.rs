@@ -366,6 +366,11 @@ impl StoreWriter {
         })
     }
 
+    /// What the run's data cannot tell, recorded in its manifest entry.
+    pub fn set_gaps(&mut self, gaps: Vec<String>) {
+        self.entry.gaps = gaps;
+    }
+
     pub fn finish(mut self) -> Result<RunEntry> {
         self.flush_all()?;
         Ok(self.entry)

@@ -14,6 +14,7 @@ const LAYERS: &[&str] = &[
     "correlate",
     "rules",
     "labelled",
+    "episodes",
     "analysis",
     "store",
     "query",

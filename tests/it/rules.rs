@@ -214,7 +214,10 @@ fn a_failure_passed_on_is_blamed_where_it_started_with_the_path_there() {
     assert_eq!(c.path, ["nginx", "storefront", "catalog", "redis"]);
     // The origin is the event that says why: Redis's refusal on catalog's span.
     let origin = c.origin.as_deref().unwrap();
-    assert!(origin.ends_with("traces.jsonl:4#2000000000000002"), "{origin}");
+    assert!(
+        origin.ends_with("traces.jsonl:4#2000000000000002"),
+        "{origin}"
+    );
 }
 
 #[test]

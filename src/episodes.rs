@@ -51,7 +51,7 @@ impl Default for Options {
         Options {
             gap_ns: 10 * S,
             min_requests: 3,
-            edge_ns: S,
+            edge_ns: S / 2,
             alpha: 1e-6,
         }
     }
@@ -61,6 +61,7 @@ impl Default for Options {
 #[derive(Debug, Default)]
 pub struct Observation<'a> {
     pub start: Option<i64>,
+    pub duration_ms: Option<f64>,
     pub failed: bool,
     /// The route, or the path with its ids templated.
     pub route: Cow<'a, str>,
@@ -93,6 +94,7 @@ impl<'a> Observation<'a> {
         let v = l.verdict.as_ref();
         Observation {
             start: r.start,
+            duration_ms: r.duration_ms,
             failed: r.failed,
             route: route_of(r.route.as_deref(), r.path.as_deref()),
             consumer: r.consumer.as_deref(),
@@ -117,13 +119,25 @@ impl<'a> Observation<'a> {
     }
 }
 
-/// A request's route for grouping: its route, else its path with ids templated.
+/// A request's route for grouping: its path with ids templated, else its
+/// route. The path first: every request has the gateway's, while a route
+/// template comes only with a span (`/orders/{order_id}`), so a request the
+/// gateway refused and one a service answered would count apart.
 pub fn route_of<'a>(route: Option<&'a str>, path: Option<&str>) -> Cow<'a, str> {
-    match (route, path) {
-        (Some(r), _) => Cow::Borrowed(r),
-        (None, Some(p)) => Cow::Owned(templated(p)),
+    match (path, route) {
+        (Some(p), _) => Cow::Owned(templated(p)),
+        (None, Some(r)) => Cow::Borrowed(r),
         (None, None) => Cow::Borrowed("-"),
     }
+}
+
+/// An explanation with its digits left out: the same cause whatever the
+/// port, the amount or the id it names (`excess: 2.436`, `'89.66 EUR'`).
+fn gist(explanation: &str) -> String {
+    explanation
+        .chars()
+        .filter(|c| !c.is_ascii_digit())
+        .collect()
 }
 
 /// Strings seen often (routes, services, rules, explanations), kept once.
@@ -161,7 +175,10 @@ struct Gaps {
 }
 
 struct Failure {
+    /// Arrival.
     at: i64,
+    /// When it was answered (arrival when the duration is unknown).
+    done: i64,
     label: Label,
     kind: Option<OriginKind>,
     service: u32,
@@ -276,6 +293,7 @@ impl Detector {
         };
         let f = Failure {
             at,
+            done: at + o.duration_ms.map_or(0, |d| (d.max(0.0) * 1e6) as i64),
             label: o.label.unwrap_or(Label::Unknown),
             kind: c.map(|c| c.kind),
             service: self.strings.id(c.map(|c| c.service)),
@@ -359,7 +377,13 @@ impl Detector {
     fn episode(&self, idx: &[usize], run: i64) -> Episode {
         let fs: Vec<&Failure> = idx.iter().map(|&i| &self.failures[i]).collect();
         let first = fs[0];
-        let (start, end) = (first.at, fs[fs.len() - 1].at);
+        // From the first failed request's arrival to when the last one was
+        // answered: a dependency that is retried fails requests seconds
+        // after they arrived.
+        let (start, end) = (
+            first.at,
+            fs.iter().map(|f| f.done).max().unwrap_or(first.at),
+        );
         let name = |i: u32| self.strings.get(i).map(str::to_string);
         // The busiest second.
         let mut per_s: HashMap<i64, u32> = HashMap::new();
@@ -391,10 +415,12 @@ impl Detector {
         };
         let operations = counts(|f| f.operation);
         let paths = counts(|f| f.path);
-        // The most typical evidence: the most common rule and explanation.
-        let mut by_why: HashMap<(u32, u32), (u64, usize)> = HashMap::new();
+        // The most typical evidence: the most common rule and explanation
+        // (digits aside).
+        let mut by_why: HashMap<(u32, String), (u64, usize)> = HashMap::new();
         for (pos, f) in fs.iter().enumerate() {
-            let e = by_why.entry((f.rule, f.explanation)).or_insert((0, pos));
+            let why = gist(self.strings.get(f.explanation).unwrap_or(""));
+            let e = by_why.entry((f.rule, why)).or_insert((0, pos));
             e.0 += 1;
         }
         let (typical_n, typical) = by_why
@@ -622,7 +648,8 @@ fn poisson_tail_ln(n: f64, mu: f64) -> f64 {
 #[derive(Debug, Clone, Serialize)]
 pub struct Episode {
     pub episode: usize,
-    /// The first and last failed request's arrival, RFC 3339.
+    /// The first failed request's arrival and when the last one was
+    /// answered, RFC 3339.
     pub start: String,
     pub end: String,
     /// The start of the second with the most failures.
@@ -686,7 +713,8 @@ pub struct Healthy {
 pub struct EpisodeEvidence {
     /// The episode's first failed request.
     pub first: Cited,
-    /// A request with the most common rule and explanation, and their share.
+    /// A request with the most common rule and explanation (digits aside),
+    /// and their share.
     pub typical: Cited,
 }
 

@@ -129,6 +129,14 @@ pub fn score(ev: &Event, line: &Line<'_>) -> Option<Score> {
             "client,upstream,time"
         };
     }
+    // An error that names no upstream (nginx's "limiting requests", "client
+    // intended to send too large body") belongs, more likely, to a request
+    // the gateway answered itself than to one of the same second that an
+    // upstream answered. (Only beside the request line: it must not turn a
+    // guess on client and time into a join.)
+    if ev.path.is_some() && ev.upstream_addr.is_none() && line.upstream.is_none() {
+        strength += 1;
+    }
     // An error or warning belongs to a request that failed, more likely.
     if ev.level.is_some_and(|l| l >= Level::Warn) == line.failed {
         strength += 1;

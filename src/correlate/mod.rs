@@ -311,7 +311,15 @@ pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
         .and_then(|e| e.status)
         .or_else(|| s.and_then(|e| e.status))
         .or_else(|| events.iter().filter_map(|e| e.status).max());
-    let start = events.iter().filter_map(|e| e.ts).min();
+    // A time written to the second (an error log's) says less than a precise
+    // one: it sets the start only when no event has a finer time.
+    const SECOND: i64 = 1_000_000_000;
+    let start = events
+        .iter()
+        .filter(|e| e.ts_precision_ns < SECOND)
+        .filter_map(|e| e.ts)
+        .min()
+        .or_else(|| events.iter().filter_map(|e| e.ts).min());
     let duration_ms = g
         .and_then(|e| e.duration_ms)
         .or_else(|| s.and_then(|e| e.duration_ms))

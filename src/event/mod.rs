@@ -533,6 +533,28 @@ impl Event {
     }
 
     /// The exceptions of a span as one text (`Type: message; ...`), empty for none.
+    /// What the event says, with the error it carries when its message does
+    /// not already say it (`jwt.decode failed: jwt.exceptions.InvalidSignatureError:
+    /// Signature verification failed`): our code names the call, the
+    /// library's exception says why.
+    pub fn said(&self) -> Cow<'_, str> {
+        let msg = self.message.as_deref().unwrap_or("");
+        let err = match (self.error_type.as_deref(), self.error_message.as_deref()) {
+            (Some(t), Some(m)) if !m.is_empty() => format!("{t}: {m}"),
+            (Some(t), _) => t.to_string(),
+            (None, Some(m)) => m.to_string(),
+            (None, None) => return Cow::Borrowed(msg),
+        };
+        let already = |x: Option<&str>| x.is_some_and(|x| !x.is_empty() && msg.contains(x));
+        if already(self.error_message.as_deref()) || already(Some(&err)) {
+            Cow::Borrowed(msg)
+        } else if msg.is_empty() {
+            Cow::Owned(err)
+        } else {
+            Cow::Owned(format!("{msg}: {err}"))
+        }
+    }
+
     pub fn exception_text(&self) -> String {
         let Some(span) = &self.span else {
             return String::new();
@@ -569,6 +591,8 @@ impl Event {
                 .filter(|s| !s.exceptions.is_empty())
                 .map(|_| Cow::Owned(self.exception_text())),
             "attributes" => Some(Cow::Owned(format!("{:?}", self.attributes))),
+            // Templates only: the message with the error it carries.
+            "said" => Some(self.said()),
             other => self.attr(other.strip_prefix("attr.")?).map(Cow::Borrowed),
         }
     }

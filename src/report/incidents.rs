@@ -12,8 +12,9 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 /// The columns episodes read from `requests`.
-const COLUMNS: [&str; 17] = [
+const COLUMNS: [&str; 18] = [
     "start",
+    "duration_ms",
     "failed",
     "route",
     "path",
@@ -57,7 +58,9 @@ pub fn from_store(store: &Store, range: TimeRange) -> Result<Detector> {
         let start = df.column("start")?.cast(&DataType::Int64)?;
         let start = start.i64()?;
         let failed = df.column("failed")?.bool()?;
-        let c: Vec<&StringChunked> = COLUMNS[2..]
+        let duration = df.column("duration_ms")?.cast(&DataType::Float64)?;
+        let duration = duration.f64()?;
+        let c: Vec<&StringChunked> = COLUMNS[3..]
             .iter()
             .chain(["flags"].iter())
             .map(|n| strs(&df, n))
@@ -80,6 +83,7 @@ pub fn from_store(store: &Store, range: TimeRange) -> Result<Detector> {
             };
             d.add(&Observation {
                 start: start.get(i),
+                duration_ms: duration.get(i),
                 failed: failed.get(i).unwrap_or(false),
                 route: route_of(route.get(i), path.get(i)),
                 consumer: consumer.get(i),

@@ -282,7 +282,9 @@ pub(super) fn blame(req: &Request, causal: &Causal, said: Option<usize>) -> Opti
     // origin (or by the service that called the dependency), else the
     // origin's log line in error, else the span itself.
     let said_here = said_ev.filter(|e| {
-        by_service && (e.service.is_some() && e.service == s.service || said == Some(span))
+        by_service
+            && (said.and_then(|i| tree.span_of(i, causal)) == Some(span)
+                || e.service.is_some() && e.service == s.service)
     });
     let origin = said_here
         .or_else(|| {

@@ -646,7 +646,7 @@ pub fn evidence_of(e: &Event, note: Option<String>) -> Evidence {
             "{} {}: {}",
             e.service.as_deref().unwrap_or(&e.format),
             e.level.map(|l| l.as_str()).unwrap_or("-"),
-            e.message.as_deref().unwrap_or("")
+            e.said()
         ),
     };
     if detail.len() > 300 {

@@ -7,6 +7,7 @@ mod common;
 mod contract;
 mod fuzz_replay;
 mod gateway_logs;
+mod incidents;
 mod indicators;
 mod infer;
 mod layers;

@@ -52,7 +52,7 @@ fn read_truth(path: &Path) -> Vec<Truth> {
 
 /// What a table from status code to label would say: the baseline every
 /// truth test scores beside tracejoin, on the same run.
-fn status_only(status: u16) -> &'static str {
+pub(crate) fn status_only(status: u16) -> &'static str {
     match status {
         401 | 403 | 407 => "auth",
         404 | 405 => "routing",

@@ -311,12 +311,12 @@ pub fn build_request(mut events: Vec<Event>, keys: Vec<String>) -> Request {
         .and_then(|e| e.status)
         .or_else(|| s.and_then(|e| e.status))
         .or_else(|| events.iter().filter_map(|e| e.status).max());
-    // A time written to the second (an error log's) says less than a precise
-    // one: it sets the start only when no event has a finer time.
-    const SECOND: i64 = 1_000_000_000;
+    // A gateway's error-log line is written while it handles the request,
+    // and nginx writes it to the second (floored): it sets the start only
+    // when nothing else has a time.
     let start = events
         .iter()
-        .filter(|e| e.ts_precision_ns < SECOND)
+        .filter(|e| e.source() != Source::GatewayLog)
         .filter_map(|e| e.ts)
         .min()
         .or_else(|| events.iter().filter_map(|e| e.ts).min());

@@ -278,6 +278,14 @@ pub fn markdown(eps: &[Episode], failed: u64, requests: u64, run_gaps: &[String]
                     .unwrap_or_default()
             );
         }
+        if !e.request_ids.is_empty() {
+            let ids: Vec<String> = e.request_ids.iter().take(3).map(|i| md(i)).collect();
+            let _ = writeln!(
+                o,
+                "- **Timelines:** `tracejoin timeline ID --store DIR` for {}, …",
+                ids.join(", ")
+            );
+        }
         if !e.healthy.is_empty() {
             let h: Vec<String> = e
                 .healthy

@@ -480,6 +480,22 @@ fn example(l: &Labelled) -> String {
         h(v.map(|v| v.rule.as_str()).unwrap_or("-")),
         h(v.map(|v| v.explanation.as_str()).unwrap_or("")),
     );
+    let cause = v.and_then(|v| v.cause.as_ref());
+    if let Some(c) = cause {
+        // The way to the origin, above the waterfall.
+        let _ = write!(
+            s,
+            "<p class=\"blame\">blame path: <b>{}</b> ({} {}{})</p>",
+            h(&c.path.join(" → ")),
+            c.kind,
+            h(&c.service),
+            c.operation
+                .as_deref()
+                .map(|op| format!(" {}", h(op)))
+                .unwrap_or_default()
+        );
+    }
+    let origin_span = cause.and_then(|c| c.span_id.as_deref());
     let _ = write!(
         s,
         "<svg class=\"waterfall\" width=\"{w}\" height=\"{hgt}\">"
@@ -504,9 +520,21 @@ fn example(l: &Labelled) -> String {
             ),
         };
         let name: String = name.chars().take(48).collect();
+        // The origin's span: outlined and named.
+        let is_origin = origin_span.is_some()
+            && e.source() == Source::Span
+            && e.span_id.as_deref() == origin_span;
+        let (name, outline) = if is_origin {
+            (
+                format!("◀ origin {name}"),
+                " stroke=\"#000\" stroke-width=\"2\" class=\"origin\"",
+            )
+        } else {
+            (name, "")
+        };
         let _ = write!(
             s,
-            "<text x=\"0\" y=\"{:.1}\">{:+.1} ms {}</text><rect x=\"{a:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{}</title></rect>",
+            "<text x=\"0\" y=\"{:.1}\">{:+.1} ms {}</text><rect x=\"{a:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"{outline}><title>{}</title></rect>",
             y + 11.0,
             (t - start) as f64 / 1e6,
             h(&name),

@@ -3,7 +3,7 @@
 //! postmortem draft.
 
 use super::escape::{html as h, markdown_cell as md, terminal};
-use crate::episodes::{route_of, Detector, Episode, Observation, OriginOf};
+use crate::episodes::{route_of, Cited, Detector, Episode, Observation, OriginOf};
 use crate::query::TimeRange;
 use crate::store::Store;
 use anyhow::Result;
@@ -121,6 +121,26 @@ fn origin_text(e: &Episode) -> String {
     }
 }
 
+/// The evidence to show, named by `names` (one, first, typical): one line
+/// when the first failure is also the typical one.
+fn cited<'a>(e: &'a Episode, names: [&'static str; 3]) -> Vec<(&'static str, &'a Cited)> {
+    let (first, typical) = (&e.evidence.first, &e.evidence.typical);
+    if first.request_id.is_some() && first.request_id == typical.request_id {
+        vec![(names[0], typical)]
+    } else {
+        vec![(names[1], first), (names[2], typical)]
+    }
+}
+
+/// The routes that stayed healthy, with their requests.
+fn healthy(e: &Episode) -> String {
+    e.healthy
+        .iter()
+        .map(|h| format!("{} ({})", h.route, h.requests))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn top(items: &[crate::episodes::Count], n: usize) -> String {
     items
         .iter()
@@ -165,10 +185,7 @@ pub fn table(eps: &[Episode], d: &Detector) -> String {
         if !e.consumers.is_empty() {
             let _ = writeln!(o, "  consumers: {}", terminal(&top(&e.consumers, 4)));
         }
-        for (what, c) in [
-            ("first", &e.evidence.first),
-            ("typical", &e.evidence.typical),
-        ] {
+        for (what, c) in cited(e, ["evidence", "first", "typical"]) {
             let _ = writeln!(
                 o,
                 "  {what}:{} {}  {}  [{}]",
@@ -179,12 +196,7 @@ pub fn table(eps: &[Episode], d: &Detector) -> String {
             );
         }
         if !e.healthy.is_empty() {
-            let h: Vec<String> = e
-                .healthy
-                .iter()
-                .map(|h| format!("{} ({})", h.route, h.requests))
-                .collect();
-            let _ = writeln!(o, "  healthy:  {}", terminal(&h.join(", ")));
+            let _ = writeln!(o, "  healthy:  {}", terminal(&healthy(e)));
         }
         for u in &e.unknowns {
             let _ = writeln!(o, "  unknown:  {}", terminal(u));
@@ -258,10 +270,7 @@ pub fn markdown(eps: &[Episode], failed: u64, requests: u64, run_gaps: &[String]
                 format!("; consumers {}", md(&top(&e.consumers, 5)))
             }
         );
-        for (what, c) in [
-            ("First evidence", &e.evidence.first),
-            ("Typical evidence", &e.evidence.typical),
-        ] {
+        for (what, c) in cited(e, ["Evidence", "First evidence", "Typical evidence"]) {
             let _ = writeln!(
                 o,
                 "- **{what}:** {}{} — {} at {} (request {}{})",
@@ -287,12 +296,7 @@ pub fn markdown(eps: &[Episode], failed: u64, requests: u64, run_gaps: &[String]
             );
         }
         if !e.healthy.is_empty() {
-            let h: Vec<String> = e
-                .healthy
-                .iter()
-                .map(|h| format!("{} ({})", h.route, h.requests))
-                .collect();
-            let _ = writeln!(o, "- **Healthy meanwhile:** {}", md(&h.join(", ")));
+            let _ = writeln!(o, "- **Healthy meanwhile:** {}", md(&healthy(e)));
         }
         for u in &e.unknowns {
             let _ = writeln!(o, "- **Not known:** {}", md(u));
@@ -300,11 +304,17 @@ pub fn markdown(eps: &[Episode], failed: u64, requests: u64, run_gaps: &[String]
         let _ = writeln!(o);
     }
     let _ = writeln!(o, "## What we do not know\n");
-    if run_gaps.is_empty() && eps.iter().all(|e| e.unknowns.is_empty()) {
+    if run_gaps.is_empty() && eps.is_empty() {
         let _ = writeln!(o, "- Nothing the data itself points at.");
     }
     for g in run_gaps {
         let _ = writeln!(o, "- {}", md(g));
+    }
+    if !eps.is_empty() {
+        let _ = writeln!(
+            o,
+            "- Why each origin failed — the change or event behind it (a deploy, a key rotation, an outage) — is not in these logs: the draft says where and when, a human says why."
+        );
     }
     let _ = writeln!(o);
     o
@@ -379,10 +389,7 @@ pub fn html(eps: &[Episode], first: Option<i64>, last: Option<i64>, run_gaps: &[
             e.total_requests,
             h(&top(&e.routes, 5))
         );
-        for (what, c) in [
-            ("First evidence", &e.evidence.first),
-            ("Typical evidence", &e.evidence.typical),
-        ] {
+        for (what, c) in cited(e, ["Evidence", "First evidence", "Typical evidence"]) {
             let _ = write!(
                 s,
                 "<li><b>{what}:</b> {} — <code>{}</code> (request <code>{}</code>)</li>",
@@ -390,6 +397,9 @@ pub fn html(eps: &[Episode], first: Option<i64>, last: Option<i64>, run_gaps: &[
                 h(c.origin.as_deref().unwrap_or("-")),
                 h(c.request_id.as_deref().unwrap_or("-"))
             );
+        }
+        if !e.healthy.is_empty() {
+            let _ = write!(s, "<li><b>Healthy meanwhile:</b> {}</li>", h(&healthy(e)));
         }
         for u in &e.unknowns {
             let _ = write!(s, "<li><b>Not known:</b> {}</li>", h(u));

@@ -396,4 +396,21 @@ fn injected_faults_come_out_as_episodes_with_their_origins_and_blame_paths() {
         );
     }
     assert!(md.contains("## What we do not know"), "{md}");
+    // The HTML page opens the same way: the episodes on a time axis, each
+    // with its origin; example timelines draw the blame path and outline
+    // the origin's span.
+    let page = tracejoin(&["report", "--store", store.to_str().unwrap()]);
+    assert!(page.status.success(), "{}", stderr(&page));
+    let page = stdout(&page);
+    let what = page
+        .find("<h2>What happened</h2>")
+        .expect("the draft opens the page");
+    assert!(what < page.find("<h2>Failures by label</h2>").unwrap());
+    assert!(page.contains("<svg id=\"episodes\""));
+    assert_eq!(
+        page.matches("<div class=\"episode\">").count(),
+        episodes.len()
+    );
+    assert!(page.contains("blame path: <b>nginx → storefront → catalog → redis</b>"));
+    assert!(page.contains("class=\"origin\""));
 }

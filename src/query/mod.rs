@@ -26,15 +26,16 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
-    /// Keeps the rows of `lf` whose `column` is in the range.
+    /// Keeps the rows of `lf` whose time `column` is in the range, compared
+    /// on its exact nanoseconds (`start` → `start_ns`).
     pub fn apply(&self, lf: LazyFrame, column: &str) -> LazyFrame {
-        let t = |ns: i64| lit(ns).cast(DataType::Datetime(TimeUnit::Nanoseconds, None));
+        let exact = || col(format!("{column}_ns"));
         let mut lf = lf;
         if let Some(s) = self.since {
-            lf = lf.filter(col(column).gt_eq(t(s)));
+            lf = lf.filter(exact().gt_eq(lit(s)));
         }
         if let Some(u) = self.until {
-            lf = lf.filter(col(column).lt(t(u)));
+            lf = lf.filter(exact().lt(lit(u)));
         }
         lf
     }

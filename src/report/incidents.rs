@@ -13,7 +13,7 @@ use std::fmt::Write;
 
 /// The columns episodes read from `requests`.
 const COLUMNS: [&str; 18] = [
-    "start",
+    "start_ns",
     "duration_ms",
     "failed",
     "route",
@@ -42,8 +42,13 @@ fn strs<'a>(df: &'a DataFrame, c: &str) -> Result<&'a StringChunked> {
 /// without an origin.
 pub fn from_store(store: &Store, range: TimeRange) -> Result<Detector> {
     let mut d = Detector::default();
-    let columns: Vec<Expr> = COLUMNS.iter().map(|c| col(*c)).collect();
-    let flags_col = col("flags");
+    // List columns as comma-separated text, as the observation takes them.
+    let as_text = |c: &str| match c {
+        "cause_path" | "sources" | "flags" => col(c).list().join(lit(","), true).alias(c),
+        _ => col(c),
+    };
+    let columns: Vec<Expr> = COLUMNS.iter().map(|c| as_text(c)).collect();
+    let flags_col = as_text("flags");
     for part in store.table_parts("requests")? {
         let df = range
             .apply(part, "start")
@@ -55,7 +60,7 @@ pub fn from_store(store: &Store, range: TimeRange) -> Result<Detector> {
                     .collect::<Vec<_>>(),
             )
             .collect()?;
-        let start = df.column("start")?.cast(&DataType::Int64)?;
+        let start = df.column("start_ns")?.cast(&DataType::Int64)?;
         let start = start.i64()?;
         let failed = df.column("failed")?.bool()?;
         let duration = df.column("duration_ms")?.cast(&DataType::Float64)?;

@@ -124,7 +124,7 @@ fn top(map: BTreeMap<String, (Counts, u64)>) -> Vec<(String, Counts, u64)> {
 const COLUMNS: [&str; 10] = [
     "request_key",
     "request_id",
-    "start",
+    "start_ns",
     "failed",
     "label",
     "route",
@@ -146,8 +146,8 @@ pub fn gather(store: &Store, range: TimeRange) -> Result<Data> {
         let df = range
             .apply(part.clone(), "start")
             .select([
-                col("start").cast(DataType::Int64).min().alias("first"),
-                col("start").cast(DataType::Int64).max().alias("last"),
+                col("start_ns").min().alias("first"),
+                col("start_ns").max().alias("last"),
                 len().alias("n"),
             ])
             .collect()?;
@@ -244,7 +244,7 @@ impl Tally {
 
     fn add(&mut self, df: &DataFrame) -> Result<()> {
         let starts: Vec<Option<i64>> = {
-            let c = df.column("start")?.cast(&DataType::Int64)?;
+            let c = df.column("start_ns")?.cast(&DataType::Int64)?;
             let ca = c.i64()?;
             (0..ca.len()).map(|i| ca.get(i)).collect()
         };

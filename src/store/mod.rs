@@ -36,6 +36,10 @@ pub struct RunEntry {
     /// Derived from the inputs (paths, sizes, modification times), the rule
     /// pack and the tool version: the same run again has the same id.
     pub run: String,
+    /// The store schema the run's files were written with (runs recorded
+    /// before it was kept are version 1).
+    #[serde(default = "schema_v1")]
+    pub schema_version: u32,
     pub written_at: String,
     pub tool: String,
     pub inputs: Vec<InputEntry>,
@@ -157,6 +161,7 @@ pub fn run_entry(
     id.update(window_ms.to_le_bytes());
     RunEntry {
         run: hex(&id.finalize())[..16].to_string(),
+        schema_version: schema::SCHEMA_VERSION,
         written_at: chrono::Utc::now().to_rfc3339(),
         tool,
         inputs,
@@ -165,6 +170,10 @@ pub fn run_entry(
         window_ms,
         ..Default::default()
     }
+}
+
+fn schema_v1() -> u32 {
+    1
 }
 
 fn hex(b: &[u8]) -> String {

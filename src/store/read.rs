@@ -98,10 +98,6 @@ fn check_parquet(path: &Path) -> std::result::Result<(), String> {
 /// Scans files of one table with this version's columns: a file written
 /// before a column existed (an older tracejoin) reads it as null instead of
 /// failing the whole scan.
-fn scan(pattern: &str, hive: bool, columns: &[(&str, Kind)]) -> PolarsResult<LazyFrame> {
-    scan_files(vec![PlRefPath::new(pattern)], hive, columns)
-}
-
 fn scan_files(
     paths: Vec<PlRefPath>,
     hive: bool,
@@ -120,7 +116,122 @@ fn scan_files(
     LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
 }
 
+/// The columns of a version-1 file: times `Datetime[ns]` without a zone,
+/// lists as comma-separated text, no nanosecond columns.
+fn v1_schema(columns: &[(&str, Kind)]) -> Schema {
+    columns
+        .iter()
+        .filter(|(name, _)| !is_ns_column(name, columns))
+        .map(|(name, k)| {
+            let dtype = match k {
+                Kind::Time => DataType::Datetime(TimeUnit::Nanoseconds, None),
+                Kind::List => DataType::String,
+                k => k.dtype(),
+            };
+            Field::new((*name).into(), dtype)
+        })
+        .collect()
+}
+
+/// `start_ns` beside `start`: the exact time of a [`Kind::Time`] column.
+fn is_ns_column(name: &str, columns: &[(&str, Kind)]) -> bool {
+    name.strip_suffix("_ns")
+        .is_some_and(|t| columns.iter().any(|(n, k)| *n == t && *k == Kind::Time))
+}
+
+/// A version-1 frame in this version's columns: the nanosecond columns from
+/// the old times, times as UTC microseconds, lists split on commas (an empty
+/// text is the empty list).
+fn upgrade_v1(lf: LazyFrame, columns: &[(&str, Kind)]) -> LazyFrame {
+    let mut exprs = Vec::new();
+    for (name, kind) in columns {
+        let c = || col(*name);
+        match kind {
+            Kind::Time => exprs.push(
+                c().cast(DataType::Datetime(TimeUnit::Microseconds, None))
+                    .cast(DataType::Int64)
+                    .cast(super::table::time_dtype()),
+            ),
+            Kind::List => {
+                let split = || c().str().split(lit(","));
+                // "" split is [""]: an empty text is the empty list.
+                exprs.push(
+                    when(c().eq(lit("")))
+                        .then(split().list().head(lit(0)))
+                        .otherwise(split())
+                        .alias(*name),
+                )
+            }
+            Kind::Int if is_ns_column(name, columns) => {
+                let time = name.trim_end_matches("_ns");
+                exprs.push(col(time).cast(DataType::Int64).alias(*name));
+            }
+            _ => {}
+        }
+    }
+    lf.with_columns(exprs)
+}
+
 impl Store {
+    /// The schema version a file was written with: its run's.
+    fn version_of(&self, path: &Path) -> u32 {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        self.manifest
+            .runs
+            .iter()
+            .find(|r| name.contains(&format!("-{}-", r.run)))
+            .map_or(super::schema::SCHEMA_VERSION, |r| r.schema_version)
+    }
+
+    /// Files of one table as one frame in this version's columns: files of
+    /// each schema version scanned together, older ones converted.
+    fn scan_versioned(
+        &self,
+        files: &[PathBuf],
+        hive: bool,
+        columns: &[(&str, Kind)],
+    ) -> PolarsResult<LazyFrame> {
+        let refs = |v1: bool| -> Vec<PlRefPath> {
+            files
+                .iter()
+                .filter(|p| (self.version_of(p) < 2) == v1)
+                .map(|p| PlRefPath::new(p.display().to_string()))
+                .collect()
+        };
+        let (old, new) = (refs(true), refs(false));
+        let hive_args = || {
+            if hive {
+                HiveOptions::new_enabled()
+            } else {
+                HiveOptions::new_disabled()
+            }
+        };
+        // One column order for every frame: the schema's, then the partition's.
+        let mut order: Vec<Expr> = columns.iter().map(|(n, _)| col(*n)).collect();
+        if hive {
+            order.extend([col("date"), col("hour")]);
+        }
+        let mut frames = Vec::new();
+        if !new.is_empty() {
+            frames.push(scan_files(new, hive, columns)?.select(order.clone()));
+        }
+        if !old.is_empty() {
+            let args = ScanArgsParquet {
+                hive_options: hive_args(),
+                schema: Some(Arc::new(v1_schema(columns))),
+                allow_missing_columns: true,
+                ..Default::default()
+            };
+            let lf = LazyFrame::scan_parquet_files(old.into_iter().collect(), args)?;
+            frames.push(upgrade_v1(lf, columns).select(order));
+        }
+        match frames.len() {
+            0 => Ok(DataFrame::empty_with_schema(&super::table::schema(columns)).lazy()),
+            1 => Ok(frames.pop().expect("one frame")),
+            _ => concat(frames, UnionArgs::default()),
+        }
+    }
+
     pub fn open(dir: &Path) -> Result<Store> {
         match Manifest::read(dir)? {
             Some(manifest) => Ok(Store {
@@ -167,11 +278,7 @@ impl Store {
             let mut t = super::table::Table::new(schema);
             return Ok(t.take()?.lazy());
         }
-        let paths: Vec<PlRefPath> = files
-            .iter()
-            .map(|p| PlRefPath::new(p.display().to_string()))
-            .collect();
-        anyhow::Context::with_context(scan_files(paths, true, schema), || {
+        anyhow::Context::with_context(self.scan_versioned(files, true, schema), || {
             format!("cannot read the {table} table")
         })
     }
@@ -188,9 +295,10 @@ impl Store {
         self.files(table)
             .iter()
             .map(|p| {
-                anyhow::Context::with_context(scan(&p.display().to_string(), false, schema), || {
-                    format!("cannot read {}", p.display())
-                })
+                anyhow::Context::with_context(
+                    self.scan_versioned(std::slice::from_ref(p), false, schema),
+                    || format!("cannot read {}", p.display()),
+                )
             })
             .collect()
     }
@@ -238,25 +346,41 @@ impl Store {
         let (requests_file, row) = (text("requests_file")?, int("row")?);
         let (events_file, first, n) =
             (text("events_file")?, int("events_row")?, int("events_len")?);
-        let file = |f: &str| self.dir.join(f).display().to_string();
-        let request = scan(&file(&requests_file), false, REQUESTS)?
+        let file = |f: &str| [self.dir.join(f)];
+        let request = self
+            .scan_versioned(&file(&requests_file), false, REQUESTS)?
             .slice(row, 1)
             .collect()?;
-        let events = scan(&file(&events_file), false, &EVENTS)?
+        let events = self
+            .scan_versioned(&file(&events_file), false, &EVENTS)?
             .slice(first, n as IdxSize)
             .collect()?;
         Ok(Some(rebuild(&request, &events)?))
     }
 }
 
+/// The first row of a list column, as text.
+fn first_list(df: &DataFrame, c: &str) -> Result<Vec<String>> {
+    let Some(list) = df.column(c)?.list()?.get_as_series(0) else {
+        return Ok(Vec::new());
+    };
+    let text = list.str()?;
+    Ok((0..text.len())
+        .filter_map(|i| text.get(i).map(str::to_string))
+        .collect())
+}
+
 fn strs<'a>(df: &'a DataFrame, c: &str) -> Result<&'a StringChunked> {
     Ok(df.column(c)?.str()?)
 }
 
+/// A time column as nanoseconds (stored as microseconds).
 fn times(df: &DataFrame, c: &str) -> Result<Vec<Option<i64>>> {
     let col = df.column(c)?.cast(&DataType::Int64)?;
     let ca = col.i64()?;
-    Ok((0..ca.len()).map(|i| ca.get(i)).collect())
+    Ok((0..ca.len())
+        .map(|i| ca.get(i).map(|us| us * 1000))
+        .collect())
 }
 
 fn ints(df: &DataFrame, c: &str) -> Result<Vec<Option<i64>>> {
@@ -281,7 +405,7 @@ enum Col<'a> {
 fn events_of(df: &DataFrame) -> Result<Vec<Event>> {
     let t = |c| strs(df, c);
     let (source, format, origin) = (t("source")?, t("format")?, t("origin")?);
-    let (ts, span_end) = (times(df, "ts")?, times(df, "span_end")?);
+    let (ts, span_end) = (ints(df, "ts_ns")?, times(df, "span_end")?);
     let cols: Vec<Col> = FIELDS
         .iter()
         .map(|f| {
@@ -359,22 +483,14 @@ fn rebuild(request: &DataFrame, events: &DataFrame) -> Result<Labelled> {
     let (gateway, server_span) = locate(&mut events);
     let t = |c| strs(request, c);
     let text = |c| -> Result<Option<Text>> { Ok(t(c)?.get(0).map(Text::from)) };
-    let list = |c| -> Result<Vec<String>> {
-        Ok(t(c)?
-            .get(0)
-            .unwrap_or_default()
-            .split(',')
-            .filter(|x| !x.is_empty())
-            .map(str::to_string)
-            .collect())
-    };
+    let list = |c: &str| -> Result<Vec<String>> { first_list(request, c) };
     let request_row = Request {
         gateway,
         server_span,
         request_id: text("request_id")?,
         trace_id: text("trace_id")?,
         ids: list("ids")?,
-        start: times(request, "start")?[0],
+        start: ints(request, "start_ns")?[0],
         duration_ms: floats(request, "duration_ms")?[0],
         method: text("method")?,
         host: text("host")?,

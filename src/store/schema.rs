@@ -1,6 +1,8 @@
-//! The two tables of the store, column by column. Times are UTC nanoseconds
-//! (`Datetime[ns]`); lists are comma-separated text and structured values
-//! (evidence, attributes) JSON text, so that every engine reads them as is.
+//! The two tables of the store, column by column. Times are UTC-adjusted
+//! microsecond timestamps, with the exact nanoseconds beside the ones that
+//! order things (`start_ns`, `ts_ns`); lists are Parquet lists of text;
+//! structured values (evidence, attributes) JSON text: types every engine
+//! (DuckDB, Spark, Trino, ClickHouse) reads as they are, with no option.
 
 use super::table::{Kind, Kind::*, Val};
 use crate::event::{self, value_text, Event, FieldValue, FIELDS};
@@ -9,15 +11,19 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-/// Bumped when a column changes meaning or type; written to the manifest.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped when a column changes meaning or type; written to the manifest,
+/// per run. 1: times `Datetime[ns]` without a time zone, lists as
+/// comma-separated text (read and converted, [`super::read`]). 2: UTC
+/// microsecond timestamps, `start_ns` / `ts_ns`, list columns.
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub const REQUESTS: &[(&str, Kind)] = &[
     ("request_key", Str),
     ("request_id", Str),
     ("trace_id", Str),
-    ("ids", Str),
+    ("ids", List),
     ("start", Time),
+    ("start_ns", Int),
     ("duration_ms", Float),
     ("method", Str),
     ("host", Str),
@@ -38,9 +44,9 @@ pub const REQUESTS: &[(&str, Kind)] = &[
     ("cause_operation", Str),
     ("cause_span_id", Str),
     ("cause_origin", Str),
-    ("cause_path", Str),
-    ("sources", Str),
-    ("flags", Str),
+    ("cause_path", List),
+    ("sources", List),
+    ("flags", List),
     ("events", Int),
     ("join", Str),
     ("join_confidence", Float),
@@ -54,6 +60,7 @@ pub static EVENTS: LazyLock<Vec<(&'static str, Kind)>> = LazyLock::new(|| {
     let mut cols = vec![
         ("request_key", Str),
         ("ts", Time),
+        ("ts_ns", Int),
         ("source", Str),
         ("format", Str),
         ("origin", Str),
@@ -105,8 +112,9 @@ pub fn request_row<'a>(key: &'a str, l: &'a Labelled) -> Vec<Val<'a>> {
         Val::S(Some(Cow::Borrowed(key))),
         s(r.request_id.as_deref()),
         s(r.trace_id.as_deref()),
-        Val::S(Some(Cow::Owned(r.ids.join(",")))),
+        Val::L(r.ids.iter().map(|i| Cow::Borrowed(i.as_str())).collect()),
         Val::T(r.start),
+        Val::I(r.start),
         Val::F(r.duration_ms),
         s(r.method.as_deref()),
         s(r.host.as_deref()),
@@ -127,9 +135,12 @@ pub fn request_row<'a>(key: &'a str, l: &'a Labelled) -> Vec<Val<'a>> {
         s(c.and_then(|c| c.operation.as_deref())),
         s(c.and_then(|c| c.span_id.as_deref())),
         s(c.and_then(|c| c.origin.as_deref())),
-        Val::S(c.map(|c| Cow::Owned(c.path.join(",")))),
-        Val::S(Some(Cow::Owned(sources.join(",")))),
-        Val::S(Some(Cow::Owned(r.flags_text()))),
+        Val::L(
+            c.map(|c| c.path.iter().map(|s| Cow::Borrowed(s.as_str())).collect())
+                .unwrap_or_default(),
+        ),
+        Val::L(sources.into_iter().map(Cow::Borrowed).collect()),
+        Val::L(r.flags.iter().map(|f| Cow::Borrowed(f.as_str())).collect()),
         Val::I(Some(r.events.len() as i64)),
         Val::S(Some(Cow::Owned(r.join().to_string()))),
         Val::F(r.inferred.map(f64::from)),
@@ -144,6 +155,7 @@ pub fn event_row<'a>(key: &'a str, e: &'a Event) -> Vec<Val<'a>> {
     row.extend([
         Val::S(Some(Cow::Borrowed(key))),
         Val::T(e.ts),
+        Val::I(e.ts),
         Val::S(Some(Cow::Borrowed(e.source().as_str()))),
         Val::S(Some(Cow::Borrowed(e.format.as_str()))),
         Val::S(e.origin.as_ref().map(|o| Cow::Owned(o.to_string()))),

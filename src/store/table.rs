@@ -9,9 +9,19 @@ pub enum Kind {
     Str,
     Int,
     Float,
-    /// UTC, nanoseconds.
+    /// UTC, microseconds (`TIMESTAMP(MICROS, isAdjustedToUTC=true)` in
+    /// Parquet: what Spark, Hive, Athena, BigQuery and Trino read as a
+    /// timestamp). Pushed as nanoseconds; where those matter the schema keeps
+    /// them beside it in an integer column (`start_ns`).
     Time,
     Bool,
+    /// A list of text (`LIST<STRING>`).
+    List,
+}
+
+/// The type of [`Kind::Time`] columns.
+pub fn time_dtype() -> DataType {
+    DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
 }
 
 impl Kind {
@@ -20,8 +30,9 @@ impl Kind {
             Kind::Str => DataType::String,
             Kind::Int => DataType::Int64,
             Kind::Float => DataType::Float64,
-            Kind::Time => DataType::Datetime(TimeUnit::Nanoseconds, None),
+            Kind::Time => time_dtype(),
             Kind::Bool => DataType::Boolean,
+            Kind::List => DataType::List(Box::new(DataType::String)),
         }
     }
 }
@@ -40,8 +51,10 @@ pub enum Val<'a> {
     S(Option<Cow<'a, str>>),
     I(Option<i64>),
     F(Option<f64>),
+    /// Nanoseconds since the epoch, UTC.
     T(Option<i64>),
     B(bool),
+    L(Vec<Cow<'a, str>>),
 }
 
 /// Columns are built as Arrow arrays while rows arrive (no row of owned
@@ -52,6 +65,7 @@ enum Buf {
     F(PrimitiveChunkedBuilder<Float64Type>),
     T(PrimitiveChunkedBuilder<Int64Type>),
     B(BooleanChunkedBuilder),
+    L(ListStringChunkedBuilder),
 }
 
 /// Rows a column's buffers are sized for when a table starts.
@@ -66,6 +80,7 @@ impl Buf {
             Kind::Float => Buf::F(PrimitiveChunkedBuilder::new(name, CAPACITY)),
             Kind::Time => Buf::T(PrimitiveChunkedBuilder::new(name, CAPACITY)),
             Kind::Bool => Buf::B(BooleanChunkedBuilder::new(name, CAPACITY)),
+            Kind::List => Buf::L(ListStringChunkedBuilder::new(name, CAPACITY, CAPACITY * 2)),
         }
     }
 }
@@ -102,7 +117,8 @@ impl Table {
                 (Buf::S(b), Val::S(v)) => b.append_option(v.as_deref()),
                 (Buf::I(b), Val::I(v)) => b.append_option(v),
                 (Buf::F(b), Val::F(v)) => b.append_option(v),
-                (Buf::T(b), Val::T(v)) => b.append_option(v),
+                (Buf::T(b), Val::T(v)) => b.append_option(v.map(|ns| ns.div_euclid(1000))),
+                (Buf::L(b), Val::L(v)) => b.append_values_iter(v.iter().map(|s| s.as_ref())),
                 (Buf::B(b), Val::B(v)) => b.append_value(v),
                 _ => unreachable!("row does not match the schema"),
             }
@@ -120,10 +136,8 @@ impl Table {
                 Buf::I(b) => b.finish().into_column(),
                 Buf::F(b) => b.finish().into_column(),
                 Buf::B(b) => b.finish().into_column(),
-                Buf::T(b) => b
-                    .finish()
-                    .into_column()
-                    .cast(&DataType::Datetime(TimeUnit::Nanoseconds, None))?,
+                Buf::T(b) => b.finish().into_column().cast(&time_dtype())?,
+                Buf::L(mut b) => b.finish().into_column(),
             };
             columns.push(col);
         }

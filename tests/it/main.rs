@@ -5,6 +5,7 @@ mod backend_formats;
 mod cli;
 mod common;
 mod contract;
+mod engines;
 mod fuzz_replay;
 mod gateway_logs;
 mod incidents;

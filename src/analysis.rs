@@ -39,6 +39,31 @@ pub struct Options {
     pub progress: Option<Arc<AtomicU64>>,
     /// Join id-less gateway lines to spans by method, path, time and client.
     pub infer_joins: bool,
+    /// One time shard of a larger run: see [`Shard`].
+    pub shard: Option<Shard>,
+}
+
+/// A time shard (`analyze --shard-start --shard-end`): the run emits exactly
+/// the requests whose start falls in `[start, end)`, so that shards run
+/// anywhere add up to one run. Events more than `guard` outside the shard
+/// are dropped before correlation: a request that straddles a boundary is
+/// complete in the shard where it starts as long as it lasts less than the
+/// guard (and is built, not emitted, in the other).
+#[derive(Debug, Clone, Copy)]
+pub struct Shard {
+    pub start: i64,
+    pub end: i64,
+    pub guard: i64,
+}
+
+impl Shard {
+    fn holds(&self, t: i64) -> bool {
+        t >= self.start && t < self.end
+    }
+    /// Whether an event at `t` can belong to a request of the shard.
+    fn near(&self, t: i64) -> bool {
+        t >= self.start.saturating_sub(self.guard) && t < self.end.saturating_add(self.guard)
+    }
 }
 
 /// A whole run collected in memory (tests, small inputs).
@@ -116,22 +141,43 @@ pub fn run_with(
     let tasks = rayon::current_num_threads() * 2;
     let in_range = |r: &Request| {
         let t = r.start.unwrap_or(0);
-        opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t < u)
+        opts.since.is_none_or(|s| t >= s)
+            && opts.until.is_none_or(|u| t < u)
+            && opts.shard.is_none_or(|s| s.holds(t))
     };
     // Building, labelling and dropping requests run on the worker threads; the
-    // sink sees them in order on this one.
+    // sink sees them in order on this one. Requests out of range are built
+    // (not labelled) all the same: a retry's attempt number counts the
+    // attempts before it, wherever they fall.
     // Reused between batches: large fresh vectors cost page faults.
-    let mut labelled: Vec<Option<Labelled>> = Vec::new();
+    let mut labelled: Vec<(bool, Labelled)> = Vec::new();
     let mut attempts = Attempts::default();
     let mut flush = |closed: &mut Vec<Closed>, skew: &mut SkewEstimator| {
         if closed.is_empty() {
             return;
         }
-        label_closed(engine, closed, &in_range, &mut labelled);
-        for l in labelled.iter_mut().flatten() {
+        closed
+            .par_drain(..)
+            .map_init(
+                || engine.evaluator(),
+                |ev, closed| {
+                    let request = build_closed(closed);
+                    let keep = in_range(&request);
+                    let verdict = if keep {
+                        engine.evaluate(ev, &request)
+                    } else {
+                        None
+                    };
+                    (keep, Labelled { request, verdict })
+                },
+            )
+            .collect_into_vec(&mut labelled);
+        for (keep, l) in labelled.iter_mut() {
             attempts.mark(&mut l.request);
-            skew.add(&l.request);
-            sink(l);
+            if *keep {
+                skew.add(&l.request);
+                sink(l);
+            }
         }
         labelled.par_drain(..).for_each(drop);
     };
@@ -181,6 +227,9 @@ pub fn run_with(
                     for (ev, keys) in p.events.into_iter().zip(p.keys) {
                         if let Some(t) = ev.ts {
                             high[i] = Some(high[i].map_or(t, |h| h.max(t)));
+                            if opts.shard.is_some_and(|s| !s.near(t)) {
+                                continue;
+                            }
                         }
                         corr.push(ev, keys, high[i].unwrap_or(0));
                     }

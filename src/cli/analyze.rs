@@ -1,9 +1,9 @@
 //! `tracejoin analyze PATH...`: parse, join and label everything, then print
 //! the summary, or one JSON line per request, and optionally write the store.
 
-use super::common::{exit_code, parse_time, Progress, Sources};
+use super::common::{exit_code, parse_duration_ms, parse_time, Progress, Sources};
 use super::EXIT_OK;
-use crate::analysis;
+use crate::analysis::{self, Shard};
 use crate::report::summary::{self, Summary};
 use crate::sink::LabelledSink;
 use crate::store::{self, StoreWriter};
@@ -32,6 +32,19 @@ pub struct Args {
     /// Only requests that started before this time (RFC 3339).
     #[arg(long)]
     until: Option<String>,
+    /// One time shard of a larger run: exactly the requests that started at or
+    /// after this time (RFC 3339), with --shard-end; shards run anywhere add
+    /// up to one run (each writes its own run into a shared --out store).
+    #[arg(long, value_name = "T", requires = "shard_end")]
+    shard_start: Option<String>,
+    /// The shard's end (exclusive, RFC 3339).
+    #[arg(long, value_name = "T", requires = "shard_start")]
+    shard_end: Option<String>,
+    /// Events this far outside the shard are still read, so that a request
+    /// that straddles a boundary is whole in the shard where it starts; raise
+    /// it above your longest request.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_ms)]
+    shard_guard: u64,
     #[command(flatten)]
     sources: Sources,
 }
@@ -43,12 +56,26 @@ impl Args {
         let mut opts = self.sources.options(self.paths, &registry)?;
         opts.since = self.since.as_deref().map(parse_time).transpose()?;
         opts.until = self.until.as_deref().map(parse_time).transpose()?;
+        if let (Some(start), Some(end)) = (&self.shard_start, &self.shard_end) {
+            let (start, end) = (parse_time(start)?, parse_time(end)?);
+            if end <= start {
+                anyhow::bail!("--shard-end must be after --shard-start");
+            }
+            opts.shard = Some(Shard {
+                start,
+                end,
+                guard: self.shard_guard as i64 * 1_000_000,
+            });
+        }
         let progress = Progress::start(&mut opts);
         let store = match &self.out {
-            Some(dir) => Some(StoreWriter::create(
-                dir,
-                store::run_entry(&opts.paths, &engine, self.sources.window),
-            )?),
+            Some(dir) => {
+                let mut entry = store::run_entry(&opts.paths, &engine, self.sources.window);
+                if let Some(s) = opts.shard {
+                    entry.into_shard(s.start, s.end);
+                }
+                Some(StoreWriter::create(dir, entry)?)
+            }
             None => None,
         };
         let json: Option<Box<dyn Write + Send>> = self

@@ -55,6 +55,25 @@ pub struct RunEntry {
     /// skew, late events): the postmortem's "what we do not know".
     #[serde(default)]
     pub gaps: Vec<String>,
+    /// `analyze --shard-start/--shard-end`: the shard the run covers (UTC,
+    /// RFC 3339, end exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<[String; 2]>,
+}
+
+impl RunEntry {
+    /// The run of one time shard: its own run id (so that every shard of a
+    /// run writes beside the others in one store) and the shard recorded.
+    pub fn into_shard(&mut self, start: i64, end: i64) {
+        use sha2::{Digest, Sha256};
+        let mut id = Sha256::new();
+        id.update(self.run.as_bytes());
+        id.update(start.to_le_bytes());
+        id.update(end.to_le_bytes());
+        self.run = hex(&id.finalize())[..16].to_string();
+        let t = |ns: i64| chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339();
+        self.shard = Some([t(start), t(end)]);
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -18,4 +18,5 @@ mod realstack;
 mod rules;
 mod schema;
 mod serve;
+mod shards;
 mod store;

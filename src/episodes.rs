@@ -19,8 +19,9 @@
 //!    across its operations (a key rotation breaks every route at once), and
 //!    its edges are trimmed again on the merged failures.
 //!
-//! Memory: one small record per failed request, and request counts per route
-//! per time bin (bins widen when there are too many).
+//! Memory: one record per failed request (interned names, its explanation and
+//! the ids that cite it: ~100 bytes plus the explanation), and request counts
+//! per route per time bin (bins widen past a million).
 
 use crate::correlate::{templated, Flag};
 use crate::event::time::format_ts;
@@ -140,7 +141,8 @@ fn gist(explanation: &str) -> String {
         .collect()
 }
 
-/// Strings seen often (routes, services, rules, explanations), kept once.
+/// Strings seen often (routes, services, rules, explanations with their
+/// digits left out), kept once.
 #[derive(Default)]
 struct Interner {
     ids: HashMap<String, u32>,
@@ -188,7 +190,9 @@ struct Failure {
     consumer: u32,
     upstream: u32,
     rule: u32,
-    explanation: u32,
+    /// The explanation's [`gist`], interned: what "typical" counts.
+    why: u32,
+    explanation: Option<Box<str>>,
     said: Option<Box<str>>,
     request_id: Option<Box<str>>,
     gaps: Gaps,
@@ -303,7 +307,8 @@ impl Detector {
             consumer: self.strings.id(o.consumer),
             upstream: self.strings.id(o.upstream),
             rule: self.strings.id(o.rule),
-            explanation: self.strings.id(o.explanation),
+            why: self.strings.id(o.explanation.map(gist).as_deref()),
+            explanation: o.explanation.map(Into::into),
             said: c.and_then(|c| c.said).map(Into::into),
             request_id: o.request_id.map(Into::into),
             gaps,
@@ -417,10 +422,9 @@ impl Detector {
         let paths = counts(|f| f.path);
         // The most typical evidence: the most common rule and explanation
         // (digits aside).
-        let mut by_why: HashMap<(u32, String), (u64, usize)> = HashMap::new();
+        let mut by_why: HashMap<(u32, u32), (u64, usize)> = HashMap::new();
         for (pos, f) in fs.iter().enumerate() {
-            let why = gist(self.strings.get(f.explanation).unwrap_or(""));
-            let e = by_why.entry((f.rule, why)).or_insert((0, pos));
+            let e = by_why.entry((f.rule, f.why)).or_insert((0, pos));
             e.0 += 1;
         }
         let (typical_n, typical) = by_why
@@ -432,7 +436,7 @@ impl Detector {
             request_id: f.request_id.as_deref().map(str::to_string),
             at: format_ts(f.at),
             rule: name(f.rule),
-            explanation: name(f.explanation),
+            explanation: f.explanation.as_deref().map(str::to_string),
             origin: f.said.as_deref().map(str::to_string),
             share,
         };

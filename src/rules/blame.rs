@@ -16,10 +16,13 @@ use crate::event::{Event, Source, SpanKind, SpanStatus};
 use std::collections::HashMap;
 
 /// The span attributes that name the peer of a client span, best first: the
-/// order Grafana Tempo's service graphs use for their virtual nodes
-/// (`peer_attributes`: `peer.service`, `db.name`, `db.system`; `db.name` left
-/// out, as it names a database, not what serves it). Then the address the
-/// call went to: the span's `host` (`server.address`, mapped by the OTLP
+/// order Grafana Tempo's service graphs name an uninstrumented server by
+/// (default `peer_attributes`: `peer.service`, `db.name`, `db.system`, "the
+/// first match"; grafana/tempo docs/sources/tempo/metrics-from-traces/
+/// service_graphs/_index.md, "Virtual nodes"), with `db.name` left out (it
+/// names a database, not what serves it) and `db.system.name`, the stable
+/// database conventions' name for `db.system`, beside it. Then the address
+/// the call went to: the span's `host` (`server.address`, mapped by the OTLP
 /// definition) or the older `net.peer.name`.
 const PEER_NAMES: &[&str] = &["peer.service", "db.system.name", "db.system"];
 

@@ -953,4 +953,32 @@ fn a_store_of_schema_version_1_answers_as_a_new_one() {
         text[..text.find("Rule pack sha256").unwrap()].to_string()
     };
     assert_eq!(report(o), report(n));
+
+    // A version-2 run appended to the version-1 store: both read as one table.
+    let more = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("sample-logs/gateway/access.log"),
+        more.path().join("access.log"),
+    )
+    .unwrap();
+    write_store(more.path(), &old);
+    let mixed = query(
+        &old,
+        "SELECT count(*) AS n, count(start_ns) AS t, min(start) AS first FROM requests",
+    );
+    assert_eq!(mixed[0]["n"], 600, "{mixed:?}");
+    assert_eq!(mixed[0]["t"], 600, "{mixed:?}");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(old.join("manifest.json")).unwrap()).unwrap();
+    let versions: Vec<&Value> = manifest["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["schema_version"])
+        .collect();
+    // The old run is recorded as version 1 once a new writer rewrites the manifest.
+    assert_eq!(versions, [&Value::from(1), &Value::from(2)]);
+    let inc = tracejoin(&["incidents", "--store", o]);
+    assert!(inc.status.success(), "{}", stderr(&inc));
+    assert!(stdout(&inc).contains("in 600 requests"), "{}", stdout(&inc));
 }

@@ -41,13 +41,24 @@ pub fn html(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Makes text safe in a Markdown table cell: HTML is escaped (Markdown renders
-/// it), pipes and backticks cannot break the table, newlines become spaces.
+/// Makes text safe in a Markdown table cell: `<`, `>` and `&` are escaped
+/// (Markdown renders HTML; with no `<` no tag can form, so quotes stay as
+/// written and the raw text reads as the log said it), pipes and backticks
+/// cannot break the table, newlines become spaces.
 pub fn markdown_cell(s: &str) -> String {
-    html(s)
-        .replace('|', "\\|")
-        .replace('`', "\\`")
-        .replace(['\n', '\r'], " ")
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '|' => out.push_str("\\|"),
+            '`' => out.push_str("\\`"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -59,8 +70,8 @@ mod tests {
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;"
         );
         assert_eq!(
-            super::markdown_cell("a|b `c` <i>"),
-            "a\\|b \\`c\\` &lt;i&gt;"
+            super::markdown_cell("a|b `c` <i> 'q' \"d\"\n&"),
+            "a\\|b \\`c\\` &lt;i&gt; 'q' \"d\" &amp;"
         );
     }
 

@@ -277,17 +277,29 @@ impl Default for Detector {
 }
 
 impl Detector {
+    /// One request: counted, and kept when it failed.
     pub fn add(&mut self, o: &Observation<'_>) {
+        self.count(o.start, &o.route, o.failed);
+        if o.failed {
+            self.add_failure(o);
+        }
+    }
+
+    /// A request counted into the traffic (every request, failed or not).
+    pub fn count(&mut self, start: Option<i64>, route: &str, failed: bool) {
         self.requests += 1;
-        self.failed += o.failed as u64;
-        let Some(at) = o.start else { return };
+        self.failed += failed as u64;
+        let Some(at) = start else { return };
         self.first = Some(self.first.map_or(at, |f| f.min(at)));
         self.last = Some(self.last.map_or(at, |l| l.max(at)));
+        let route = self.strings.id(Some(route));
+        self.traffic.add(at, route, failed);
+    }
+
+    /// A failed request's record, once it has been [`count`](Self::count)ed.
+    pub fn add_failure(&mut self, o: &Observation<'_>) {
+        let Some(at) = o.start else { return };
         let route = self.strings.id(Some(&o.route));
-        self.traffic.add(at, route, o.failed);
-        if !o.failed {
-            return;
-        }
         let c = o.cause.as_ref();
         let gaps = Gaps {
             no_span: !o.has_span,

@@ -9,13 +9,13 @@ use crate::store::Store;
 use anyhow::Result;
 use polars::prelude::*;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write;
 
-/// The columns episodes read from `requests`.
-const COLUMNS: [&str; 18] = [
+/// The columns episodes read of a failed request.
+const FAILED_COLUMNS: [&str; 18] = [
     "start_ns",
     "duration_ms",
-    "failed",
     "route",
     "path",
     "consumer",
@@ -31,13 +31,16 @@ const COLUMNS: [&str; 18] = [
     "cause_path",
     "cause_origin",
     "sources",
+    "flags",
 ];
 
 fn strs<'a>(df: &'a DataFrame, c: &str) -> Result<&'a StringChunked> {
     Ok(df.column(c)?.str()?)
 }
 
-/// Every request of the store in `range`, observed for episodes. Stores
+/// Every request of the store in `range`, observed for episodes, file by
+/// file: each request counted from four columns (a path is templated once
+/// per distinct path of the file), then the failed ones read whole. Stores
 /// written before causes were kept have none: their failures form episodes
 /// without an origin.
 pub fn from_store(store: &Store, range: TimeRange) -> Result<Detector> {
@@ -47,27 +50,37 @@ pub fn from_store(store: &Store, range: TimeRange) -> Result<Detector> {
         "cause_path" | "sources" | "flags" => col(c).list().join(lit(","), true).alias(c),
         _ => col(c),
     };
-    let columns: Vec<Expr> = COLUMNS.iter().map(|c| as_text(c)).collect();
-    let flags_col = as_text("flags");
+    let failed_columns: Vec<Expr> = FAILED_COLUMNS.iter().map(|c| as_text(c)).collect();
     for part in store.table_parts("requests")? {
-        let df = range
-            .apply(part, "start")
-            .select(
-                columns
-                    .iter()
-                    .cloned()
-                    .chain([flags_col.clone()])
-                    .collect::<Vec<_>>(),
-            )
+        let part = range.apply(part, "start");
+        let df = part
+            .clone()
+            .select([col("start_ns"), col("failed"), col("route"), col("path")])
             .collect()?;
-        let start = df.column("start_ns")?.cast(&DataType::Int64)?;
-        let start = start.i64()?;
-        let failed = df.column("failed")?.bool()?;
+        let (start, failed) = (df.column("start_ns")?.i64()?, df.column("failed")?.bool()?);
+        let (route, path) = (strs(&df, "route")?, strs(&df, "path")?);
+        let mut templated: HashMap<&str, String> = HashMap::new();
+        for i in 0..df.height() {
+            let r = match (route.get(i), path.get(i)) {
+                (_, Some(p)) => templated
+                    .entry(p)
+                    .or_insert_with(|| route_of(None, Some(p)).into_owned())
+                    .as_str(),
+                (Some(r), None) => r,
+                (None, None) => "-",
+            };
+            d.count(start.get(i), r, failed.get(i).unwrap_or(false));
+        }
+        drop(templated);
+        let df = part
+            .filter(col("failed"))
+            .select(failed_columns.clone())
+            .collect()?;
+        let start = df.column("start_ns")?.i64()?;
         let duration = df.column("duration_ms")?.cast(&DataType::Float64)?;
         let duration = duration.f64()?;
-        let c: Vec<&StringChunked> = COLUMNS[3..]
+        let c: Vec<&StringChunked> = FAILED_COLUMNS[2..]
             .iter()
-            .chain(["flags"].iter())
             .map(|n| strs(&df, n))
             .collect::<Result<_>>()?;
         let [route, path, consumer, upstream, request_id, key, label, rule, explanation, kind, service, operation, cause_path, origin, sources, flags] =
@@ -86,10 +99,10 @@ pub fn from_store(store: &Store, range: TimeRange) -> Result<Detector> {
                 }),
                 _ => None,
             };
-            d.add(&Observation {
+            d.add_failure(&Observation {
                 start: start.get(i),
                 duration_ms: duration.get(i),
-                failed: failed.get(i).unwrap_or(false),
+                failed: true,
                 route: route_of(route.get(i), path.get(i)),
                 consumer: consumer.get(i),
                 upstream: upstream.get(i),

@@ -85,13 +85,15 @@ pub fn run(opts: &Options, registry: &Registry, engine: &Engine) -> Result<Analy
     Ok(Analysis { requests, info })
 }
 
-/// Builds and labels closed requests on the worker threads, in order; those
-/// `keep` refuses come out as `None`.
+/// Builds closed requests on the worker threads, in order, and labels those
+/// `keep` accepts; each comes out with whether it was kept. The others are
+/// built all the same: a retry's attempt number counts the attempts before
+/// it, wherever they fall.
 pub fn label_closed(
     engine: &Engine,
     closed: &mut Vec<Closed>,
     keep: &(dyn Fn(&Request) -> bool + Sync),
-    out: &mut Vec<Option<Labelled>>,
+    out: &mut Vec<(bool, Labelled)>,
 ) {
     closed
         .par_drain(..)
@@ -99,11 +101,13 @@ pub fn label_closed(
             || engine.evaluator(),
             |ev, closed| {
                 let request = build_closed(closed);
-                if !keep(&request) {
-                    return None;
-                }
-                let verdict = engine.evaluate(ev, &request);
-                Some(Labelled { request, verdict })
+                let kept = keep(&request);
+                let verdict = if kept {
+                    engine.evaluate(ev, &request)
+                } else {
+                    None
+                };
+                (kept, Labelled { request, verdict })
             },
         )
         .collect_into_vec(out);
@@ -146,9 +150,7 @@ pub fn run_with(
             && opts.shard.is_none_or(|s| s.holds(t))
     };
     // Building, labelling and dropping requests run on the worker threads; the
-    // sink sees them in order on this one. Requests out of range are built
-    // (not labelled) all the same: a retry's attempt number counts the
-    // attempts before it, wherever they fall.
+    // sink sees them in order on this one.
     // Reused between batches: large fresh vectors cost page faults.
     let mut labelled: Vec<(bool, Labelled)> = Vec::new();
     let mut attempts = Attempts::default();
@@ -156,22 +158,7 @@ pub fn run_with(
         if closed.is_empty() {
             return;
         }
-        closed
-            .par_drain(..)
-            .map_init(
-                || engine.evaluator(),
-                |ev, closed| {
-                    let request = build_closed(closed);
-                    let keep = in_range(&request);
-                    let verdict = if keep {
-                        engine.evaluate(ev, &request)
-                    } else {
-                        None
-                    };
-                    (keep, Labelled { request, verdict })
-                },
-            )
-            .collect_into_vec(&mut labelled);
+        label_closed(engine, closed, &in_range, &mut labelled);
         for (keep, l) in labelled.iter_mut() {
             attempts.mark(&mut l.request);
             if *keep {

@@ -73,7 +73,7 @@ pub fn run(
     let mut summary = Summary::default();
     let mut skew = SkewEstimator::default();
     let mut closed: Vec<Closed> = Vec::new();
-    let mut labelled: Vec<Option<Labelled>> = Vec::new();
+    let mut labelled: Vec<(bool, Labelled)> = Vec::new();
     let mut last_tick = Instant::now();
     let mut stats = StatsLine::new();
     let mut attempts = Attempts::default();
@@ -100,8 +100,11 @@ pub fn run(
                 keys.extend(chunk.iter().map(|c| c.keys.clone()));
             }
             label_closed(engine, &mut chunk, &keep, &mut labelled);
-            for (i, mut l) in labelled.drain(..).flatten().enumerate() {
+            for (i, (kept, mut l)) in labelled.drain(..).enumerate() {
                 attempts.mark(&mut l.request);
+                if !kept {
+                    continue;
+                }
                 skew.add(&l.request);
                 // A later revision replaces the earlier one in the summary.
                 if l.request.revision > 1 {

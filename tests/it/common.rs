@@ -80,3 +80,20 @@ pub fn skip_or_fail<T>(what: &str) -> Option<T> {
     eprintln!("skipped (TRACEJOIN_SKIP_REALSTACK): {what} is missing");
     None
 }
+
+/// `tracejoin query --format json` over a store: one JSON object per row.
+pub fn query(store: &Path, sql: &str) -> Vec<serde_json::Value> {
+    let out = tracejoin(&[
+        "query",
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+        sql,
+    ]);
+    assert!(out.status.success(), "{sql}: {}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

@@ -6,23 +6,6 @@
 
 use crate::common::*;
 use serde_json::Value;
-use std::path::Path;
-
-fn query(store: &Path, sql: &str) -> Vec<Value> {
-    let out = tracejoin(&[
-        "query",
-        "--store",
-        store.to_str().unwrap(),
-        "--format",
-        "json",
-        sql,
-    ]);
-    assert!(out.status.success(), "{sql}: {}", stderr(&out));
-    stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn rfc(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns)

@@ -2,7 +2,7 @@
 //! real-stack incident, then `query`, `timeline --store`, `report`, `diff`;
 //! DuckDB reads the files as they are; the report opens in real Chromium.
 
-use crate::common::{repo, sample_logs_copy, stderr, stdout, tracejoin};
+use crate::common::{query, repo, sample_logs_copy, stderr, stdout, tracejoin};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,22 +43,6 @@ fn run_python(python: &str, script: &str) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn query(store: &Path, sql: &str) -> Vec<Value> {
-    let out = tracejoin(&[
-        "query",
-        "--store",
-        store.to_str().unwrap(),
-        "--format",
-        "json",
-        sql,
-    ]);
-    assert!(out.status.success(), "{sql}: {}", stderr(&out));
-    stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn parquet_files(dir: &Path) -> Vec<String> {

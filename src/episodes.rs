@@ -776,12 +776,13 @@ mod tests {
     fn a_burst_is_an_episode_with_its_edges_and_the_background_is_not() {
         let mut d = Detector::default();
         // 120 s of traffic at 10/s on two routes; one failure of the same
-        // origin every 7 s in the background; a burst from 40 s to 60 s.
+        // origin on /a every 7 s in the background; a burst on /a from 40 s
+        // to 60 s. /b never fails.
         for i in 0..1200 {
             let t = i as f64 / 10.0;
             let route = if i % 2 == 0 { "/a" } else { "/b" };
             let burst = (40.0..60.0).contains(&t) && route == "/a";
-            let stray = i % 70 == 3;
+            let stray = i % 70 == 4;
             d.add(&obs(t, burst || stray, "redis", route));
         }
         let eps = d.episodes(&Options::default());
@@ -791,9 +792,21 @@ mod tests {
         assert!((e.end_ns - 60 * S).abs() <= S, "{}", e.end);
         assert_eq!(e.origin.as_ref().unwrap().service, "redis");
         assert_eq!(e.path, ["nginx", "a", "redis"]);
+        assert_eq!(e.routes.len(), 1);
         assert_eq!(e.routes[0].name, "/a");
+        assert_eq!(e.healthy.len(), 1, "{:?}", e.healthy);
+        assert_eq!(e.healthy[0].route, "/b");
+        // Half the 10/s traffic is /b: ~100 requests in the ~20 s episode.
         assert!(
-            e.healthy.iter().any(|h| h.route == "/b") || e.routes.iter().any(|r| r.name == "/b")
+            (95..=105).contains(&e.healthy[0].requests),
+            "{:?}",
+            e.healthy
+        );
+        // The background is the strays outside the burst: 1 in 7 s.
+        assert!(
+            (e.background_per_s - 1.0 / 7.0).abs() < 0.05,
+            "{}",
+            e.background_per_s
         );
     }
 

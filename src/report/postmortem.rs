@@ -485,14 +485,9 @@ fn example(l: &Labelled) -> String {
         // The way to the origin, above the waterfall.
         let _ = write!(
             s,
-            "<p class=\"blame\">blame path: <b>{}</b> ({} {}{})</p>",
+            "<p class=\"blame\">blame path: <b>{}</b> ({})</p>",
             h(&c.path.join(" → ")),
-            c.kind,
-            h(&c.service),
-            c.operation
-                .as_deref()
-                .map(|op| format!(" {}", h(op)))
-                .unwrap_or_default()
+            h(&c.describe())
         );
     }
     let origin_span = cause.and_then(|c| c.span_id.as_deref());

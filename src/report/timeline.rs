@@ -153,14 +153,9 @@ pub fn render(l: &Labelled, skew: &[Skew]) -> String {
         // The way to the origin, drawn above the waterfall.
         let _ = writeln!(
             o,
-            "\nblame path: {}   ({} {}{})",
+            "\nblame path: {}   ({})",
             terminal(&c.path.join(" → ")),
-            c.kind,
-            terminal(&c.service),
-            c.operation
-                .as_deref()
-                .map(|op| format!(" {}", terminal(op)))
-                .unwrap_or_default()
+            terminal(&c.describe())
         );
         if let Some(origin) = &c.origin {
             let _ = writeln!(o, "  origin: {}", terminal(origin));

@@ -224,6 +224,11 @@ pub(super) fn blame(req: &Request, causal: &Causal, said: Option<usize>) -> Opti
             });
         }
         let g = gateway?;
+        // The gateway's word: the event the verdict cites, else its line.
+        let cited = said_ev
+            .and_then(|e| e.origin.as_ref())
+            .or(g.origin.as_ref())
+            .map(|o| o.to_string());
         if contacted {
             // The upstream answered nothing a service logged: blame the
             // address the gateway called.
@@ -242,10 +247,7 @@ pub(super) fn blame(req: &Request, causal: &Causal, said: Option<usize>) -> Opti
                     service: addr.to_string(),
                     operation: req.route.as_deref().map(Into::into),
                     span_id: None,
-                    origin: said_ev
-                        .and_then(|e| e.origin.as_ref())
-                        .or(g.origin.as_ref())
-                        .map(|o| o.to_string()),
+                    origin: cited,
                     path,
                 });
             }
@@ -263,10 +265,7 @@ pub(super) fn blame(req: &Request, causal: &Causal, said: Option<usize>) -> Opti
             service: gateway_name(g),
             operation,
             span_id: None,
-            origin: said_ev
-                .and_then(|e| e.origin.as_ref())
-                .or(g.origin.as_ref())
-                .map(|o| o.to_string()),
+            origin: cited,
             path,
         });
     };

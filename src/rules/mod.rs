@@ -84,3 +84,13 @@ pub struct Cause {
     pub origin: Option<String>,
     pub path: Vec<String>,
 }
+
+impl Cause {
+    /// The origin in words: `dependency redis HGETALL`.
+    pub fn describe(&self) -> String {
+        match &self.operation {
+            Some(op) => format!("{} {} {op}", self.kind, self.service),
+            None => format!("{} {}", self.kind, self.service),
+        }
+    }
+}

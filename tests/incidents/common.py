@@ -9,8 +9,6 @@ write(2) on an O_APPEND descriptor, so lines of different processes never
 interleave.
 """
 
-import contextvars
-import logging
 import os
 import sys
 import threading
@@ -25,41 +23,10 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 
-request_id_var = contextvars.ContextVar("request_id", default="-")
-
-
-class RequestIdFilter(logging.Filter):
-    def filter(self, record):
-        record.request_id = request_id_var.get()
-        return True
-
-
-def logging_config(path):
-    """uvicorn's log_config: the service's logger, uvicorn.error (with the
-    "Exception in ASGI application" tracebacks), uvicorn.access and httpx all
-    propagate to the root logger, whose handler writes one JSON line each."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
-        "formatters": {
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": "%(levelname)s %(name)s %(message)s",
-                "timestamp": True,
-            }
-        },
-        "handlers": {
-            "file": {"class": "logging.FileHandler", "filename": path, "formatter": "json",
-                     "filters": ["request_id"]},
-        },
-        "root": {"level": "INFO", "handlers": ["file"]},
-        "loggers": {
-            "uvicorn": {"level": "INFO", "handlers": [], "propagate": True},
-            "uvicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
-            "uvicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
-        },
-    }
+# The gateway's X-Request-Id in every log record, and uvicorn's log_config:
+# the same as tests/realstack/fastapi's (backend.py).
+request_id_var = backend.request_id_var
+logging_config = backend.logging_config
 
 
 class AppendFile:

@@ -97,3 +97,19 @@ pub fn query(store: &Path, sql: &str) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// `tracejoin analyze INPUTS --out STORE`, which must succeed and say it wrote the store.
+pub fn write_store(inputs: &Path, store: &Path) {
+    let out = tracejoin(&[
+        "analyze",
+        inputs.to_str().unwrap(),
+        "--out",
+        store.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tracejoin: store"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -32,13 +32,7 @@ fn spark_over_time_shards_gives_exactly_the_single_run() {
     );
 
     let single = dir.path().join("single");
-    let w = tracejoin(&[
-        "analyze",
-        input.to_str().unwrap(),
-        "--out",
-        single.to_str().unwrap(),
-    ]);
-    assert!(w.status.success(), "{}", stderr(&w));
+    write_store(&input, &single);
     let spans = query(
         &single,
         "SELECT request_id, start_ns, duration_ms FROM requests ORDER BY start_ns",

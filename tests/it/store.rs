@@ -2,7 +2,7 @@
 //! real-stack incident, then `query`, `timeline --store`, `report`, `diff`;
 //! DuckDB reads the files as they are; the report opens in real Chromium.
 
-use crate::common::{query, repo, sample_logs_copy, stderr, stdout, tracejoin};
+use crate::common::{query, repo, sample_logs_copy, stderr, stdout, tracejoin, write_store};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,21 +14,6 @@ fn analyze_json(dir: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn write_store(inputs: &Path, store: &Path) {
-    let out = tracejoin(&[
-        "analyze",
-        inputs.to_str().unwrap(),
-        "--out",
-        store.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("tracejoin: store"),
-        "{}",
-        stderr(&out)
-    );
 }
 
 /// Runs a Python script of the real-stack venv (DuckDB); its stdout.

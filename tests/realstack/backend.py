@@ -10,6 +10,7 @@ batch per line — the layout of the OpenTelemetry Collector's file exporter.
 """
 
 import base64
+import contextvars
 import json
 import logging
 import random
@@ -366,3 +367,45 @@ class Payments(Service):
             return 201, {"ok": True}
         self.info(logging.INFO, "served %s" % path, rid, span)
         return 200, {}
+
+
+# ---- JSON-lines logging of the FastAPI services (tests/realstack/fastapi, tests/incidents) ----
+
+# The gateway's X-Request-Id of the request being served: a middleware sets
+# it, a logging filter copies it into every record as `request_id`.
+request_id_var = contextvars.ContextVar("request_id", default="-")
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record):
+        record.request_id = request_id_var.get()
+        return True
+
+
+def logging_config(path):
+    """uvicorn's log_config: the service's logger, uvicorn.error (with the
+    "Exception in ASGI application" tracebacks), uvicorn.access and every
+    library logger propagate to the root logger, whose handler writes one
+    JSON line each (python-json-logger)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": RequestIdFilter}},
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(levelname)s %(name)s %(message)s",
+                "timestamp": True,
+            }
+        },
+        "handlers": {
+            "file": {"class": "logging.FileHandler", "filename": path, "formatter": "json",
+                     "filters": ["request_id"]},
+        },
+        "root": {"level": "INFO", "handlers": ["file"]},
+        "loggers": {
+            "uvicorn": {"level": "INFO", "handlers": [], "propagate": True},
+            "uvicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+            "uvicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+        },
+    }

@@ -24,7 +24,6 @@ one export batch per line (tests/realstack/backend.py's exporters).
 
 import argparse
 import contextlib
-import contextvars
 import logging
 import os
 import sys
@@ -58,40 +57,11 @@ from slowapi.util import get_remote_address  # noqa: E402
 import backend  # noqa: E402
 
 SERVICE = "accounts"
-request_id_var = contextvars.ContextVar("request_id", default="-")
+# The gateway's X-Request-Id, set per request by the middleware below and
+# written into every log record (backend.py: shared with tests/incidents).
+request_id_var = backend.request_id_var
+logging_config = backend.logging_config
 log = logging.getLogger("accounts")
-
-
-class RequestIdFilter(logging.Filter):
-    def filter(self, record):
-        record.request_id = request_id_var.get()
-        return True
-
-
-def logging_config(path):
-    """uvicorn's log_config: everything to the root logger's JSON file handler."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
-        "formatters": {
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": "%(levelname)s %(name)s %(message)s",
-                "timestamp": True,
-            }
-        },
-        "handlers": {
-            "file": {"class": "logging.FileHandler", "filename": path, "formatter": "json",
-                     "filters": ["request_id"]},
-        },
-        "root": {"level": "INFO", "handlers": ["file"]},
-        "loggers": {
-            "uvicorn": {"level": "INFO", "handlers": [], "propagate": True},
-            "uvicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
-            "uvicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
-        },
-    }
 
 
 def setup_telemetry(otel_dir):

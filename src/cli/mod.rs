@@ -8,6 +8,7 @@ mod diff;
 mod formats;
 mod incidents;
 mod query;
+mod reconcile;
 mod report;
 mod rules;
 mod serve;
@@ -42,6 +43,10 @@ pub enum Command {
     /// Failed requests grouped into episodes (incidents): same label and
     /// blamed origin, contiguous in time, standing out against the background.
     Incidents(incidents::Args),
+    /// Join the partial requests that several `serve` instances wrote into
+    /// one store (the gateway's half in one run, the services' in another)
+    /// and label them; the rows they replace are left out of every reader.
+    Reconcile(reconcile::Args),
     /// A self-contained HTML postmortem page (or Markdown) from a store.
     Report(report::Args),
     /// Compare the label mix and the failing routes of two time windows of a
@@ -64,6 +69,7 @@ impl Command {
             Command::Serve(a) => a.run(),
             Command::Query(a) => a.run(),
             Command::Incidents(a) => a.run(),
+            Command::Reconcile(a) => a.run(),
             Command::Report(a) => a.run(),
             Command::Diff(a) => a.run(),
             Command::Formats(a) => a.run(),

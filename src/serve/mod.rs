@@ -85,11 +85,15 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()>
     let store = match &opts.store {
         None => None,
         Some(dir) => {
-            // A live run is its own run: it appends, and never replaces another.
+            // A live run is its own run: it appends, and never replaces
+            // another, even one started the same instant beside it (several
+            // instances writing one store).
             let mut entry = crate::store::run_entry(&[], &engine, opts.live.window_ms);
-            entry.run = format!("live{:x}", live::now_ns() / 1_000_000);
+            entry.run = crate::store::live_run_id(live::now_ns(), std::process::id());
             entry.inputs = Vec::new();
-            Some(crate::store::StoreWriter::create(dir, entry)?)
+            let mut writer = crate::store::StoreWriter::create(dir, entry)?;
+            writer.remember_last(opts.live.limits.retain);
+            Some(writer)
         }
     };
     let json_on_stdout = opts.json.as_ref().is_some_and(|p| p.as_os_str() == "-");

@@ -8,9 +8,11 @@
 //! DIR/requests/date=2026-11-25/hour=21/part-<run>-0001.parquet
 //! DIR/events/date=2026-11-25/hour=21/part-<run>-0001.parquet   (same rows order as requests)
 //! DIR/index/ids-<run>-<partition>-0001.parquet                 (id → file and row; sorted by id)
+//! DIR/superseded/part-<run>-0001.parquet                       (request keys a later run replaced)
 //! ```
 
 pub mod read;
+pub mod reconcile;
 pub mod schema;
 pub mod table;
 pub mod write;
@@ -59,6 +61,18 @@ pub struct RunEntry {
     /// RFC 3339, end exclusive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<[String; 2]>,
+    /// Request rows of this or earlier runs that this run replaces (listed in
+    /// `superseded/`): amended re-emissions, partial requests joined by
+    /// `reconcile`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub superseded: u64,
+    /// `reconcile`: the runs whose partial requests it joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reconciles: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RunEntry {
@@ -189,6 +203,20 @@ pub fn run_entry(
         window_ms,
         ..Default::default()
     }
+}
+
+/// A live run's id: `live` and twelve hex digits of a hash of the start time
+/// and the process (its request keys start with the id's first twelve
+/// characters, so instances started together still write distinct keys).
+pub fn live_run_id(now_ns: i64, pid: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let mut id = Sha256::new();
+    id.update(now_ns.to_le_bytes());
+    id.update(pid.to_le_bytes());
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        id.update(host.trim().as_bytes());
+    }
+    format!("live{}", &hex(&id.finalize())[..12])
 }
 
 fn schema_v1() -> u32 {

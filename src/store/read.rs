@@ -3,7 +3,7 @@
 //! index (for `timeline`), which reads one row group of one index file and
 //! one row range of one partition file.
 
-use super::schema::{EVENTS, INDEX, REQUESTS};
+use super::schema::{EVENTS, INDEX, REQUESTS, SUPERSEDED};
 use super::table::Kind;
 use super::Manifest;
 use crate::correlate::{locate, Request};
@@ -24,12 +24,15 @@ pub struct Store {
     /// Files that cannot be read, each with the reason: left out of every
     /// table, reported by the command (`query` answers from the rest).
     pub skipped: Vec<String>,
-    /// The readable files of `requests`, `events` and `index`, found and
-    /// checked once when the store opens.
-    files: [Vec<PathBuf>; 3],
+    /// The readable files of `requests`, `events`, `index` and `superseded`,
+    /// found and checked once when the store opens.
+    files: [Vec<PathBuf>; 4],
+    /// Request rows a later run replaced (`superseded/`): left out of every
+    /// table and lookup.
+    superseded: Option<DataFrame>,
 }
 
-const TABLES: [&str; 3] = ["requests", "events", "index"];
+const TABLES: [&str; 4] = ["requests", "events", "index", "superseded"];
 
 /// The readable files of one table: those of runs the manifest records (a
 /// run killed before it finished is not there), each a complete Parquet file
@@ -239,8 +242,9 @@ impl Store {
                 manifest,
                 skipped: Vec::new(),
                 files: Default::default(),
+                superseded: None,
             }
-            .checked()),
+            .checked()?),
             None => bail!(
                 "{} is not a tracejoin store (no manifest.json); write one with `tracejoin analyze PATH... --out {}`",
                 dir.display(),
@@ -251,11 +255,51 @@ impl Store {
 
     /// Finds each table's readable files once, and those that cannot be read
     /// for the command to report.
-    fn checked(mut self) -> Store {
+    fn checked(mut self) -> Result<Store> {
         for (i, table) in TABLES.iter().enumerate() {
             self.files[i] = table_files(&self.dir, table, &self.manifest, &mut self.skipped);
         }
-        self
+        let files = self.files("superseded");
+        if !files.is_empty() {
+            let paths = files
+                .iter()
+                .map(|p| PlRefPath::new(p.display().to_string()))
+                .collect();
+            let keys = scan_files(paths, false, SUPERSEDED)?
+                .select([col("request_key")])
+                .unique(None, UniqueKeepStrategy::Any)
+                .collect();
+            self.superseded = Some(anyhow::Context::context(
+                keys,
+                "cannot read the superseded request keys",
+            )?);
+        }
+        Ok(self)
+    }
+
+    /// Request keys a later run replaced.
+    pub fn superseded_keys(&self) -> Vec<String> {
+        let Some(df) = &self.superseded else {
+            return Vec::new();
+        };
+        df.column("request_key")
+            .ok()
+            .and_then(|c| c.str().ok())
+            .map(|c| c.iter().flatten().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// `lf` without the rows a later run replaced.
+    fn current(&self, lf: LazyFrame) -> LazyFrame {
+        match &self.superseded {
+            None => lf,
+            Some(keys) => lf.join(
+                keys.clone().lazy(),
+                [col("request_key")],
+                [col("request_key")],
+                JoinArgs::new(JoinType::Anti),
+            ),
+        }
     }
 
     fn files(&self, table: &str) -> &[PathBuf] {
@@ -278,9 +322,10 @@ impl Store {
             let mut t = super::table::Table::new(schema);
             return Ok(t.take()?.lazy());
         }
-        anyhow::Context::with_context(self.scan_versioned(files, true, schema), || {
+        let lf = anyhow::Context::with_context(self.scan_versioned(files, true, schema), || {
             format!("cannot read the {table} table")
-        })
+        })?;
+        Ok(self.current(lf))
     }
 
     /// `requests` or `events` as one lazy frame per file, without the Hive
@@ -299,6 +344,7 @@ impl Store {
                     self.scan_versioned(std::slice::from_ref(p), false, schema),
                     || format!("cannot read {}", p.display()),
                 )
+                .map(|lf| self.current(lf))
             })
             .collect()
     }
@@ -327,35 +373,81 @@ impl Store {
         for w in &wanted {
             filter = filter.or(col("id").eq(lit(w.clone())));
         }
-        let hits = scan_files(index, false, INDEX)?
-            .filter(filter)
-            .limit(1)
-            .collect()?;
-        if hits.height() == 0 {
-            return Ok(None);
-        }
-        let text = |c: &str| -> Result<String> {
+        // Every hit: an id may name a row a later run replaced (a partial
+        // request `reconcile` joined) beside the row that replaced it.
+        let hits = scan_files(index, false, INDEX)?.filter(filter).collect()?;
+        let text = |c: &str, i: usize| -> Result<String> {
             Ok(hits
                 .column(c)?
                 .str()?
-                .get(0)
+                .get(i)
                 .unwrap_or_default()
                 .to_string())
         };
-        let int = |c: &str| -> Result<i64> { Ok(hits.column(c)?.i64()?.get(0).unwrap_or(0)) };
-        let (requests_file, row) = (text("requests_file")?, int("row")?);
-        let (events_file, first, n) =
-            (text("events_file")?, int("events_row")?, int("events_len")?);
+        let int =
+            |c: &str, i: usize| -> Result<i64> { Ok(hits.column(c)?.i64()?.get(i).unwrap_or(0)) };
         let file = |f: &str| [self.dir.join(f)];
-        let request = self
-            .scan_versioned(&file(&requests_file), false, REQUESTS)?
-            .slice(row, 1)
+        for i in 0..hits.height() {
+            let (requests_file, row) = (text("requests_file", i)?, int("row", i)?);
+            let request = self
+                .scan_versioned(&file(&requests_file), false, REQUESTS)?
+                .slice(row, 1)
+                .collect()?;
+            let key = strs(&request, "request_key")?.get(0).unwrap_or_default();
+            if self.is_superseded(key) {
+                continue;
+            }
+            let (events_file, first, n) = (
+                text("events_file", i)?,
+                int("events_row", i)?,
+                int("events_len", i)?,
+            );
+            let events = self
+                .scan_versioned(&file(&events_file), false, &EVENTS)?
+                .slice(first, n as IdxSize)
+                .collect()?;
+            return Ok(Some(rebuild(&request, &events)?));
+        }
+        Ok(None)
+    }
+
+    /// The events of the requests `keys` (a frame with `request_key`) stored in
+    /// one partition (`date=…/hour=…`), in time order: what `reconcile` reads
+    /// back, a partition at a time.
+    pub(super) fn events_in(&self, partition: &str, keys: &DataFrame) -> Result<DataFrame> {
+        let needle = format!("/{partition}/");
+        let files: Vec<PathBuf> = self
+            .files("events")
+            .iter()
+            .filter(|p| p.display().to_string().contains(&needle))
+            .cloned()
+            .collect();
+        if files.is_empty() {
+            return Ok(DataFrame::empty_with_schema(&super::table::schema(&EVENTS)));
+        }
+        let df = self
+            .scan_versioned(&files, false, &EVENTS)?
+            .join(
+                keys.clone().lazy(),
+                [col("request_key")],
+                [col("request_key")],
+                JoinArgs::new(JoinType::Semi),
+            )
+            .sort(
+                ["ts_ns"],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
             .collect()?;
-        let events = self
-            .scan_versioned(&file(&events_file), false, &EVENTS)?
-            .slice(first, n as IdxSize)
-            .collect()?;
-        Ok(Some(rebuild(&request, &events)?))
+        Ok(df)
+    }
+
+    fn is_superseded(&self, key: &str) -> bool {
+        self.superseded.as_ref().is_some_and(|df| {
+            df.column("request_key")
+                .ok()
+                .and_then(|c| c.str().ok())
+                .is_some_and(|c| c.iter().any(|k| k == Some(key)))
+        })
     }
 }
 
@@ -402,10 +494,11 @@ enum Col<'a> {
 
 /// Events back from their rows (the inverse of [`super::schema::event_row`]):
 /// every schema field from its column, by [`FIELDS`].
-fn events_of(df: &DataFrame) -> Result<Vec<Event>> {
+pub(super) fn events_of(df: &DataFrame) -> Result<Vec<Event>> {
     let t = |c| strs(df, c);
     let (source, format, origin) = (t("source")?, t("format")?, t("origin")?);
     let (ts, span_end) = (ints(df, "ts_ns")?, times(df, "span_end")?);
+    let precision = ints(df, "ts_precision_ns")?;
     let cols: Vec<Col> = FIELDS
         .iter()
         .map(|f| {
@@ -452,6 +545,7 @@ fn events_of(df: &DataFrame) -> Result<Vec<Event>> {
             .unwrap_or_default();
         let mut ev = Event {
             ts: ts[i],
+            ts_precision_ns: precision[i].unwrap_or(0),
             source: source.get(i).and_then(|s| s.parse().ok()),
             format: Text::from(format.get(i).unwrap_or("store")),
             origin: origin.get(i).and_then(|o| o.parse().ok()),

@@ -61,6 +61,10 @@ pub static EVENTS: LazyLock<Vec<(&'static str, Kind)>> = LazyLock::new(|| {
         ("request_key", Str),
         ("ts", Time),
         ("ts_ns", Int),
+        // How coarse `ts` is when the source wrote it to the second (nginx
+        // `$time_local`): what a request rebuilt from the store needs to be
+        // joined again as it was (`reconcile`).
+        ("ts_precision_ns", Int),
         ("source", Str),
         ("format", Str),
         ("origin", Str),
@@ -86,6 +90,12 @@ pub fn column_kind(k: event::Kind) -> Kind {
         event::Kind::Millis => Float,
     }
 }
+
+/// Request rows that a later run replaced: `reconcile` joining partial
+/// requests of several `serve` instances, or a live run re-emitting a request
+/// amended by late events. Every reader leaves these rows out (an anti-join
+/// on `request_key`); the files stay, so nothing is rewritten in place.
+pub const SUPERSEDED: &[(&str, Kind)] = &[("request_key", Str), ("by_run", Str)];
 
 /// The id index: one row per id of every request, sorted by id, so that a
 /// lookup reads one row group (Parquet min/max statistics) per index file.
@@ -156,6 +166,7 @@ pub fn event_row<'a>(key: &'a str, e: &'a Event) -> Vec<Val<'a>> {
         Val::S(Some(Cow::Borrowed(key))),
         Val::T(e.ts),
         Val::I(e.ts),
+        Val::I((e.ts_precision_ns != 0).then_some(e.ts_precision_ns)),
         Val::S(Some(Cow::Borrowed(e.source().as_str()))),
         Val::S(Some(Cow::Borrowed(e.format.as_str()))),
         Val::S(e.origin.as_ref().map(|o| Cow::Owned(o.to_string()))),

@@ -42,6 +42,48 @@ pub struct StoreWriter {
     /// The last request's hour and its partition: formatting a date for every
     /// request costs as much as writing its row.
     hour: Option<(i64, String)>,
+    /// Request keys this run replaces, not yet written (`superseded/`).
+    superseded: Vec<String>,
+    superseded_files: u32,
+    /// Live runs: the keys of the last requests written, by each of their
+    /// ids, so that a request re-emitted amended supersedes its earlier row.
+    recent: Recent,
+}
+
+/// The last `cap` requests written: id → request key, oldest forgotten first.
+#[derive(Default)]
+struct Recent {
+    cap: usize,
+    by_id: std::collections::HashMap<String, String>,
+    order: std::collections::VecDeque<(Vec<String>, String)>,
+}
+
+impl Recent {
+    /// The key an earlier revision of a request with these ids was written under.
+    fn earlier(&self, ids: &[String]) -> Option<String> {
+        ids.iter().find_map(|id| self.by_id.get(id).cloned())
+    }
+
+    fn remember(&mut self, ids: &[String], key: &str) {
+        if self.cap == 0 {
+            return;
+        }
+        for id in ids {
+            self.by_id.insert(id.clone(), key.to_string());
+        }
+        self.order.push_back((ids.to_vec(), key.to_string()));
+        while self.order.len() > self.cap {
+            let Some((ids, key)) = self.order.pop_front() else {
+                break;
+            };
+            for id in ids {
+                // Unless a later request took the id over.
+                if self.by_id.get(&id) == Some(&key) {
+                    self.by_id.remove(&id);
+                }
+            }
+        }
+    }
 }
 
 const HOUR_NS: i64 = 3_600_000_000_000;
@@ -225,7 +267,7 @@ fn write_parquet(path: &Path, df: &mut DataFrame, row_group: Option<usize>) -> R
 /// (the temporary files of a writer that was killed).
 fn remove_run_files(dir: &Path, run: &str) -> Result<usize> {
     let mut removed = 0;
-    for table in ["requests", "events", "index"] {
+    for table in ["requests", "events", "index", "superseded"] {
         let files = format!("{}/{table}/**/*-{run}-*.parquet", dir.display());
         let temporary = format!("{files}.*.tmp");
         let found = [files, temporary]
@@ -263,12 +305,37 @@ impl StoreWriter {
             entry,
             writer: Writer::start(),
             hour: None,
+            superseded: Vec::new(),
+            superseded_files: 0,
+            recent: Recent::default(),
         })
+    }
+
+    /// Live runs: remember the keys of the last `n` requests written, so that
+    /// one emitted again amended (revision 2..) supersedes its earlier row.
+    pub fn remember_last(&mut self, n: usize) {
+        self.recent.cap = n;
+    }
+
+    /// Rows superseded so far.
+    pub fn superseded_count(&self) -> usize {
+        self.entry.superseded as usize + self.superseded.len()
+    }
+
+    /// Records that this run replaces the request row `key` (of any run).
+    pub fn supersede(&mut self, key: String) {
+        self.superseded.push(key);
     }
 
     pub fn add(&mut self, l: &Labelled) -> Result<()> {
         self.next_key += 1;
         let key = format!("{}-{}", &self.run[..self.run.len().min(12)], self.next_key);
+        if l.request.revision > 1 {
+            if let Some(earlier) = self.recent.earlier(&l.request.ids) {
+                self.superseded.push(earlier);
+            }
+        }
+        self.recent.remember(&l.request.ids, &key);
         let partition = self.partition(l.request.start);
         let part = self.parts.entry(partition.clone()).or_insert_with(|| Part {
             requests: Table::new(schema::REQUESTS),
@@ -356,6 +423,7 @@ impl StoreWriter {
         }
         // The manifest lists the run's files once they are all on disk.
         self.writer.sync()?;
+        self.write_superseded()?;
         self.entry.partitions.sort();
         let entry = self.entry.clone();
         Manifest::update(&self.dir, |manifest| {
@@ -364,6 +432,29 @@ impl StoreWriter {
             manifest.runs.retain(|r| r.run != entry.run);
             manifest.runs.push(entry);
         })
+    }
+
+    /// The keys superseded since the last flush, as one more file of the run.
+    fn write_superseded(&mut self) -> Result<()> {
+        if self.superseded.is_empty() {
+            return Ok(());
+        }
+        self.superseded_files += 1;
+        let path = self.dir.join(format!(
+            "superseded/part-{}-{:04}.parquet",
+            self.run, self.superseded_files
+        ));
+        let mut table = Table::new(schema::SUPERSEDED);
+        for key in &self.superseded {
+            table.push(vec![
+                Val::S(Some(Cow::Borrowed(key))),
+                Val::S(Some(Cow::Borrowed(&self.run))),
+            ]);
+        }
+        write_parquet(&path, &mut table.take()?, None)?;
+        self.entry.superseded += self.superseded.len() as u64;
+        self.superseded.clear();
+        Ok(())
     }
 
     /// What the run's data cannot tell, recorded in its manifest entry.

@@ -1,0 +1,292 @@
+//! `tracejoin reconcile`: the partial requests of several live instances,
+//! joined.
+//!
+//! Behind the Collector's `loadbalancing` exporter (routed by trace id) each
+//! `serve` instance holds whole traces. A gateway whose lines carry no trace
+//! context cannot be routed that way: its log is followed by an instance of
+//! its own, and the store gets the gateway's half of a request in one run
+//! (`gateway_only`) and the services' half in another (`no_gateway`).
+//! Reconcile reads those rows' events back, a partition at a time in time
+//! order, through the same `Correlator` and rules as a run, and writes the
+//! requests it joined as a run of its own that supersedes the rows it
+//! replaced. A request it rebuilds exactly as it was stored is left alone, so
+//! running it again changes nothing.
+
+use super::read::{events_of, Store};
+use super::write::partition_of;
+use super::{RunEntry, StoreWriter};
+use crate::correlate::{build_closed, Attempts, Closed, Correlator};
+use crate::labelled::Labelled;
+use crate::rules::Engine;
+use anyhow::Result;
+use polars::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The attribute an event carries, while it is being joined again, naming
+/// the stored request it was read from.
+const READ_FROM: &str = "tracejoin.reconcile.from";
+
+/// The flags that say a request is a part: the gateway's without the
+/// services', or the services' without the gateway's.
+const PARTIAL: [&str; 2] = ["gateway_only", "no_gateway"];
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Stored requests read back: the partial ones and those sharing an id
+    /// with one.
+    pub read: usize,
+    /// The runs they belong to.
+    pub runs: Vec<String>,
+    pub events: u64,
+    /// Requests written: joined from several stored rows (or split from one).
+    pub written: u64,
+    /// Stored rows those replace.
+    pub superseded: u64,
+    /// The run written, if any request changed.
+    pub entry: Option<RunEntry>,
+}
+
+pub struct Options {
+    /// The idle window; `None`: the largest of the runs read.
+    pub window_ms: Option<u64>,
+    pub infer_joins: bool,
+}
+
+pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome> {
+    let store = Store::open(dir)?;
+    let requests = store.table("requests")?;
+    let rows = anyhow::Context::context(candidates(requests), "cannot find the partial requests")?;
+    let mut out = Outcome {
+        read: rows.len(),
+        ..Default::default()
+    };
+    if rows.is_empty() {
+        return Ok(out);
+    }
+    // Each run's request keys start with its id's first twelve characters.
+    let run_of = |key: &str| {
+        store
+            .manifest
+            .runs
+            .iter()
+            .find(|r| key.starts_with(&r.run[..r.run.len().min(12)]))
+    };
+    let runs: BTreeSet<&str> = rows
+        .keys()
+        .filter_map(|k| run_of(k).map(|r| r.run.as_str()))
+        .collect();
+    out.runs = runs.iter().map(|r| r.to_string()).collect();
+    let window_ms = opts.window_ms.unwrap_or_else(|| {
+        (store.manifest.runs.iter())
+            .filter(|r| runs.contains(r.run.as_str()))
+            .map(|r| r.window_ms)
+            .max()
+            .unwrap_or(crate::analysis::DEFAULT_WINDOW_MS)
+    });
+
+    // The rows of each partition, partitions in time order.
+    let mut partitions: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (key, row) in &rows {
+        partitions
+            .entry(partition_of(row.start))
+            .or_default()
+            .push(key);
+    }
+
+    let mut corr = Correlator::new(window_ms);
+    if opts.infer_joins {
+        corr = corr.with_inferred_joins();
+    }
+    let mut join = Join {
+        engine,
+        evaluator: engine.evaluator(),
+        attempts: Attempts::default(),
+        rows: &rows,
+        writer: None,
+        dir,
+        entry: {
+            let mut entry = super::run_entry(&[], engine, window_ms);
+            entry.run = reconcile_run_id(rows.keys());
+            entry.reconciles = out.runs.clone();
+            entry
+        },
+        written: 0,
+    };
+    let mut closed: Vec<Closed> = Vec::new();
+    let mut high = i64::MIN;
+    for (partition, keys) in &partitions {
+        let keys = DataFrame::new(
+            keys.len(),
+            vec![Column::new("request_key".into(), keys.as_slice())],
+        )?;
+        let df = store.events_in(partition, &keys)?;
+        let from = df.column("request_key")?.str()?.clone();
+        for (i, mut ev) in events_of(&df)?.into_iter().enumerate() {
+            out.events += 1;
+            ev.attributes.push((
+                READ_FROM.into(),
+                from.get(i).unwrap_or_default().to_string(),
+            ));
+            if let Some(t) = ev.ts {
+                high = high.max(t);
+            }
+            let ks = crate::correlate::keys(&ev);
+            corr.push(ev, ks, high);
+        }
+        corr.close_idle(high, &mut closed);
+        join.requests(&mut closed)?;
+    }
+    corr.close_all(&mut closed);
+    join.requests(&mut closed)?;
+    out.written = join.written;
+    if let Some(mut writer) = join.writer {
+        out.superseded = writer.superseded_count() as u64;
+        writer.set_gaps(Vec::new());
+        out.entry = Some(writer.finish()?);
+    }
+    Ok(out)
+}
+
+/// What reconcile knows of a stored row it reads back.
+struct Row {
+    start: Option<i64>,
+    events: i64,
+}
+
+/// The stored rows to read back: every partial request, and every request
+/// that shares an id with one (its other half may be complete by itself:
+/// a service's own log line carrying the gateway's request id).
+fn candidates(requests: LazyFrame) -> PolarsResult<BTreeMap<String, Row>> {
+    let on = |c: &str| [col(c)];
+    let semi = || JoinArgs::new(JoinType::Semi);
+    let mut partial = lit(false);
+    for flag in PARTIAL {
+        partial = partial.or(col("flags").eq(lit(flag)));
+    }
+    let partial_keys = requests
+        .clone()
+        .select([col("request_key"), col("flags")])
+        .explode(by_name(["flags"], true, false), explode())
+        .filter(partial)
+        .select([col("request_key")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let partial_ids = requests
+        .clone()
+        .join(
+            partial_keys.clone(),
+            on("request_key"),
+            on("request_key"),
+            semi(),
+        )
+        .select([col("ids").alias("id")])
+        .explode(by_name(["id"], true, false), explode())
+        .filter(col("id").is_not_null())
+        .unique(None, UniqueKeepStrategy::Any);
+    let sharing = requests
+        .clone()
+        .select([col("request_key"), col("ids")])
+        .explode(by_name(["ids"], true, false), explode())
+        .join(partial_ids, on("ids"), on("id"), semi())
+        .select([col("request_key")]);
+    let members = concat([partial_keys, sharing], UnionArgs::default())?
+        .unique(None, UniqueKeepStrategy::Any);
+    let df = requests
+        .join(members, on("request_key"), on("request_key"), semi())
+        .select([col("request_key"), col("start_ns"), col("events")])
+        .collect()?;
+    let keys = df.column("request_key")?.str()?;
+    let starts = df.column("start_ns")?.i64()?;
+    let events = df.column("events")?.i64()?;
+    Ok((0..df.height())
+        .filter_map(|i| {
+            let row = Row {
+                start: starts.get(i),
+                events: events.get(i).unwrap_or(0),
+            };
+            keys.get(i).map(|k| (k.to_string(), row))
+        })
+        .collect())
+}
+
+/// One row per list item; an empty list gives none.
+fn explode() -> ExplodeOptions {
+    ExplodeOptions {
+        empty_as_null: false,
+        keep_nulls: false,
+    }
+}
+
+/// A reconcile run's id: `rc` and a hash of the rows it read, so that its
+/// request keys differ from every other run's.
+fn reconcile_run_id<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut id = Sha256::new();
+    for k in keys {
+        id.update(k.as_bytes());
+        id.update(b"\n");
+    }
+    let hex: String = id.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("rc{}", &hex[..14])
+}
+
+/// Requests closed by the correlator, labelled and written when they differ
+/// from what was stored.
+struct Join<'a> {
+    engine: &'a Engine,
+    evaluator: crate::rules::Evaluator,
+    attempts: Attempts,
+    rows: &'a BTreeMap<String, Row>,
+    writer: Option<StoreWriter>,
+    dir: &'a Path,
+    /// The run to write, once a request differs.
+    entry: RunEntry,
+    written: u64,
+}
+
+impl Join<'_> {
+    fn requests(&mut self, closed: &mut Vec<Closed>) -> Result<()> {
+        for mut c in closed.drain(..) {
+            let mut from: BTreeSet<String> = BTreeSet::new();
+            for e in &mut c.events {
+                if let Some(i) = e.attributes.iter().position(|(k, _)| k == READ_FROM) {
+                    from.insert(e.attributes.remove(i).1);
+                }
+            }
+            let mut request = build_closed(c);
+            self.attempts.mark(&mut request);
+            // Rebuilt exactly as stored: nothing to write.
+            let single = from.iter().next().filter(|_| from.len() == 1);
+            if single
+                .and_then(|k| self.rows.get(k))
+                .is_some_and(|r| r.events == request.events.len() as i64)
+            {
+                continue;
+            }
+            let verdict = self.engine.evaluate(&self.evaluator, &request);
+            let writer = match &mut self.writer {
+                Some(w) => w,
+                None => self
+                    .writer
+                    .insert(StoreWriter::create(self.dir, self.entry.clone())?),
+            };
+            writer.add(&Labelled { request, verdict })?;
+            for key in from {
+                writer.supersede(key);
+            }
+            self.written += 1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reconcile_run_ids_leave_twelve_distinct_characters_for_keys() {
+        let a = super::reconcile_run_id(["k1".to_string()].iter());
+        let b = super::reconcile_run_id(["k2".to_string()].iter());
+        assert_eq!(a.len(), 16);
+        assert_ne!(a[..12], b[..12]);
+    }
+}

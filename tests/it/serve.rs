@@ -26,6 +26,7 @@ struct Serve {
 impl Serve {
     /// Starts `tracejoin serve` on ports the OS picks, writing JSON lines into `dir`.
     fn start(dir: &Path, args: &[&str]) -> Serve {
+        std::fs::create_dir_all(dir).unwrap();
         let json = dir.join("live.jsonl");
         let mut child = Command::new(env!("CARGO_BIN_EXE_tracejoin"))
             .args(["serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
@@ -371,9 +372,17 @@ fn a_gateway_line_after_its_spans_joins_them_and_a_late_one_re_emits_the_request
     let dir = tempfile::tempdir().unwrap();
     let gw = dir.path().join("gateway.log");
     append(&gw, "");
+    let store = dir.path().join("store");
     let serve = Serve::start(
         dir.path(),
-        &["--window", "1s", "--follow", gw.to_str().unwrap()],
+        &[
+            "--window",
+            "1s",
+            "--follow",
+            gw.to_str().unwrap(),
+            "--out",
+            store.to_str().unwrap(),
+        ],
     );
     let url = format!("{}/v1/traces", serve.http);
     // Within the window: the spans first, the gateway line 300 ms later.
@@ -421,6 +430,171 @@ fn a_gateway_line_after_its_spans_joins_them_and_a_late_one_re_emits_the_request
         .as_array()
         .unwrap()
         .contains(&json!("amended")));
+    // The store holds the request once, as amended: the first emission's
+    // row is superseded, and left out of every query.
+    let rows = crate::common::query(
+        &store,
+        &format!("SELECT request_id, events FROM requests WHERE trace_id = '{t2}'"),
+    );
+    assert_eq!(rows, vec![json!({"request_id": "gw-late", "events": 2})]);
+    assert_eq!(
+        crate::common::query(&store, "SELECT * FROM requests").len(),
+        2
+    );
+}
+
+/// What a user compares between two stores of the same traffic: every
+/// request's verdict, cause, joins and flags, by its gateway request id
+/// (or trace id), in a stable order. An OTLP origin names the message on the
+/// instance that received it (`otlp-grpc:10#<span id>`, `otlp-http:7#log2`
+/// for the third log record of a message): those numbers are left out, the
+/// span id kept.
+fn verdicts(store: &Path) -> Vec<String> {
+    let record = regex::Regex::new(r"(otlp-(?:grpc|http)):\d+#log\d+").unwrap();
+    let message = regex::Regex::new(r"(otlp-(?:grpc|http)):\d+#").unwrap();
+    let mut rows: Vec<String> = crate::common::query(
+        store,
+        "SELECT request_id, trace_id, status, failed, label, rule, explanation, evidence, \
+         cause_kind, cause_service, cause_origin, sources, flags, events, \"join\", attempt, retry_of \
+         FROM requests",
+    )
+    .iter()
+    .map(|v| {
+        let v = record.replace_all(&v.to_string(), "$1:N#logN").into_owned();
+        message.replace_all(&v, "$1:N#").into_owned()
+    })
+    .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn instances_behind_a_trace_id_load_balancer_reconcile_to_what_one_instance_says() {
+    let Some(python) = realstack_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    for sub in [
+        "gateway", "orders", "payments", "otel", "one", "a", "b", "c",
+    ] {
+        std::fs::create_dir_all(out.join(sub)).unwrap();
+    }
+    let gateway = format!("{}/gateway/*.log", out.display());
+    let (one_store, split) = (dir.path().join("one-store"), dir.path().join("split-store"));
+    let (one_store, split) = (one_store.to_str().unwrap(), split.to_str().unwrap());
+    let window = ["--window", "3s"];
+    // One instance gets everything: the SDK's exports and the gateway's log.
+    let one = Serve::start(
+        &out.join("one"),
+        &[&window[..], &["--follow", &gateway, "--out", one_store]].concat(),
+    );
+    // Behind the Collector's loadbalancing exporter (routing by trace id),
+    // two instances share the SDK's exports; the gateway's lines carry no
+    // trace context to route by, so a third instance follows its log. All
+    // three write one store.
+    let a = Serve::start(&out.join("a"), &[&window[..], &["--out", split]].concat());
+    let b = Serve::start(&out.join("b"), &[&window[..], &["--out", split]].concat());
+    let c = Serve::start(
+        &out.join("c"),
+        &[&window[..], &["--follow", &gateway, "--out", split]].concat(),
+    );
+    let host = |s: &Serve| s.grpc.trim_start_matches("http://").to_string();
+    let status = Command::new(&python)
+        .arg(repo().join("tests/realstack/generate.py"))
+        .arg(&out)
+        .arg(dir.path().join("truth.csv"))
+        .args(["--seed", "43", "--requests", "150"])
+        .args(["--otlp-grpc", &host(&one)])
+        .args(["--otlp-grpc", &format!("{},{}", host(&a), host(&b))])
+        .args(["--otlp-http", &one.http])
+        .args(["--otlp-http", &format!("{},{}", a.http, b.http)])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_secs(4));
+    let mut received = Vec::new();
+    for s in [one, a, b, c] {
+        let (_, log) = s.stop();
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| l.contains(" received "))
+            .unwrap()
+            .to_string();
+        received.push(last);
+    }
+    // The split was real: each of the two got part of the spans.
+    for r in &received[1..3] {
+        let spans: u64 = r[r.find(" received ").unwrap() + 10..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(spans > 50, "the exports were split: {received:#?}");
+    }
+
+    let one = verdicts(Path::new(one_store));
+    assert_eq!(one.len(), 150, "one request per request sent");
+    // Before reconcile the store holds halves: gateway lines alone, spans alone.
+    let halves = crate::common::query(
+        Path::new(split),
+        "SELECT request_key FROM requests \
+         WHERE request_id IS NULL OR array_to_string(sources, ',') = 'gateway'",
+    );
+    let before = verdicts(Path::new(split));
+    assert!(
+        halves.len() > 100 && before.len() > 250,
+        "{} halves of {}",
+        halves.len(),
+        before.len()
+    );
+
+    let rec = crate::common::tracejoin(&["reconcile", "--store", split]);
+    assert!(rec.status.success(), "{}", crate::common::stderr(&rec));
+    let said = crate::common::stderr(&rec);
+    assert!(
+        said.contains("requests joined and written as run rc"),
+        "{said}"
+    );
+    let after = verdicts(Path::new(split));
+    let differ: Vec<_> = one.iter().filter(|r| !after.contains(r)).collect();
+    assert!(
+        differ.is_empty(),
+        "{} differ, e.g. {:?}\nafter: {:?}",
+        differ.len(),
+        differ.first(),
+        after.iter().find(|r| !one.contains(r))
+    );
+    assert_eq!(after, one);
+
+    // Again: nothing left to join, nothing written.
+    let again = crate::common::tracejoin(&["reconcile", "--store", split]);
+    assert!(
+        crate::common::stderr(&again).contains("nothing to join"),
+        "{}",
+        crate::common::stderr(&again)
+    );
+    assert_eq!(verdicts(Path::new(split)), one);
+
+    // A joined request is found by its request id, whole.
+    let failed = crate::common::query(
+        Path::new(split),
+        "SELECT request_id FROM requests WHERE failed AND request_id IS NOT NULL \
+         AND array_to_string(sources, ',') <> 'gateway' LIMIT 1",
+    );
+    let rid = failed[0]["request_id"].as_str().unwrap();
+    let tl = crate::common::tracejoin(&["timeline", "--store", split, "--json", rid]);
+    assert!(tl.status.success(), "{}", crate::common::stderr(&tl));
+    let tl: Value =
+        serde_json::from_str(crate::common::stdout(&tl).lines().next().unwrap()).unwrap();
+    assert_eq!(tl["request_id"], rid);
+    let sources = tl["sources"].as_array().unwrap();
+    assert!(
+        sources.contains(&json!("gateway")) && sources.contains(&json!("span")),
+        "{tl}"
+    );
 }
 
 #[test]

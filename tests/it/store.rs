@@ -951,3 +951,88 @@ fn a_store_of_schema_version_1_answers_as_a_new_one() {
     assert!(inc.status.success(), "{}", stderr(&inc));
     assert!(stdout(&inc).contains("in 600 requests"), "{}", stdout(&inc));
 }
+
+/// Every request of a store as a user compares two stores: by ids, with its
+/// verdict, cause, evidence, joins and flags, sorted.
+fn store_rows(store: &Path) -> Vec<String> {
+    let mut rows: Vec<String> = query(
+        store,
+        "SELECT request_id, trace_id, start_ns, status, failed, label, rule, explanation, \
+         evidence, cause_kind, cause_service, cause_origin, cause_path, sources, flags, events, \
+         \"join\", attempt, retry_of FROM requests",
+    )
+    .iter()
+    .map(Value::to_string)
+    .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn halves_written_by_separate_runs_reconcile_to_the_single_run() {
+    let inputs = sample_logs_copy(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    write_store(inputs.path(), &whole);
+    // The gateway's log, the OTLP export and the services' logs, each
+    // analyzed alone into one store: three runs of halves.
+    for part in ["gateway", "otel", "orders"] {
+        write_store(&inputs.path().join(part), &split);
+    }
+    write_store(&inputs.path().join("payments"), &split);
+    let one = store_rows(&whole);
+    let halves = store_rows(&split);
+    assert_eq!(one.len(), 300);
+    assert!(halves.len() > 600, "{}", halves.len());
+
+    let out = tracejoin(&["reconcile", "--store", split.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("from 4 runs"), "{said}");
+    assert_eq!(store_rows(&split), one, "reconciled halves equal one run");
+    // A request found by its id is the joined one, whole.
+    let failed = query(
+        &whole,
+        "SELECT request_id, events FROM requests WHERE label = 'upstream' LIMIT 1",
+    );
+    let rid = failed[0]["request_id"].as_str().unwrap();
+    let tl = tracejoin(&[
+        "timeline",
+        "--store",
+        split.to_str().unwrap(),
+        "--json",
+        rid,
+    ]);
+    assert!(tl.status.success(), "{}", stderr(&tl));
+    let tl: Value = serde_json::from_str(stdout(&tl).lines().next().unwrap()).unwrap();
+    assert_eq!(tl["events"], failed[0]["events"], "{tl}");
+    // Twice changes nothing.
+    let again = tracejoin(&["reconcile", "--store", split.to_str().unwrap()]);
+    assert!(
+        stderr(&again).contains("nothing to join"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(store_rows(&split), one);
+
+    // Other engines read every file: the rows a later run replaced are left
+    // out with an anti-join on `superseded`, as the README says.
+    let Some(python) = crate::common::realstack_python() else {
+        return;
+    };
+    let script = format!(
+        "import duckdb, json\n\
+         d = '{}'\n\
+         r = f\"read_parquet('{{d}}/requests/**/*.parquet', hive_partitioning=true)\"\n\
+         s = f\"read_parquet('{{d}}/superseded/*.parquet')\"\n\
+         every = duckdb.sql(f'SELECT count(*) FROM {{r}}').fetchall()[0][0]\n\
+         current = duckdb.sql(f'SELECT count(*), count(*) FILTER (WHERE failed) FROM {{r}} WHERE request_key NOT IN (SELECT request_key FROM {{s}})').fetchall()[0]\n\
+         print(json.dumps({{'every': every, 'current': current}}))\n",
+        split.display()
+    );
+    let v: Value = serde_json::from_slice(&run_python(&python, &script).stdout).unwrap();
+    let failed = query(&whole, "SELECT count(*) AS n FROM requests WHERE failed");
+    assert!(v["every"].as_u64().unwrap() > 600, "{v}");
+    assert_eq!(v["current"][0], 300, "{v}");
+    assert_eq!(v["current"][1], failed[0]["n"], "{v}");
+}

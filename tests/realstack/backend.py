@@ -10,6 +10,7 @@ batch per line — the layout of the OpenTelemetry Collector's file exporter.
 """
 
 import base64
+import hashlib
 import contextvars
 import json
 import logging
@@ -142,8 +143,14 @@ class _QuietServer(ThreadingHTTPServer):
 
 def otlp_exporters(otlp):
     """The SDK's real OTLP exporters, for `tracejoin serve`: otlp is
-    (protocol, endpoint, token) with protocol "grpc" or "http"."""
+    (protocol, endpoint, token) with protocol "grpc" or "http". Several
+    endpoints, comma-separated, get one exporter each, every span and log
+    record routed to one of them by its trace id (ByTraceId)."""
     protocol, endpoint, token = otlp
+    if "," in endpoint:
+        pairs = [otlp_exporters((protocol, e, token)) for e in endpoint.split(",")]
+        return (ByTraceId([p[0] for p in pairs], lambda s: s.context.trace_id),
+                ByTraceId([p[1] for p in pairs], lambda r: r.log_record.trace_id or 0))
     headers = {"authorization": f"Bearer {token}"} if token else None
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
@@ -158,6 +165,35 @@ def otlp_exporters(otlp):
             OTLPLogExporter(endpoint=endpoint + "/v1/logs", headers=headers))
 
 
+class ByTraceId(SpanExporter, LogRecordExporter):
+    """Stands in for the OpenTelemetry Collector's `loadbalancing` exporter
+    with `routing_key: traceID`: each item of a batch goes to one backend,
+    chosen by its trace id, so a trace's spans and log records all reach the
+    same one. (The Collector hashes the trace id onto a ring of backends;
+    a hash of it modulo the backends routes alike for this purpose. The low
+    bits alone would not: the realstack's trace ids are not uniform there.)"""
+
+    def __init__(self, exporters, trace_id):
+        self.exporters = exporters
+        self.trace_id = trace_id
+
+    def export(self, batch):
+        parts = [[] for _ in self.exporters]
+        for item in batch:
+            digest = hashlib.sha256(self.trace_id(item).to_bytes(16, "big")).digest()
+            parts[int.from_bytes(digest[:8], "big") % len(self.exporters)].append(item)
+        results = [e.export(p) for e, p in zip(self.exporters, parts) if p]
+        # A failure anywhere is the batch's failure (SUCCESS is 0 in both enums).
+        return max(results, key=lambda r: r.value)
+
+    def shutdown(self):
+        for e in self.exporters:
+            e.shutdown()
+
+    def force_flush(self, timeout_millis=30000):
+        return all(e.force_flush(timeout_millis) for e in self.exporters)
+
+
 class Service:
     def __init__(self, name, port, log_path, log_formatter, spans_out, logs_out=None, otlp=None):
         self.name = name
@@ -166,8 +202,9 @@ class Service:
         self.provider.add_span_processor(
             BatchSpanProcessor(OtlpJsonSpanExporter(spans_out), schedule_delay_millis=300)
         )
-        live = otlp_exporters(otlp) if otlp else None
-        if live:
+        # otlp: one (protocol, endpoints, token) or a list of them, each fed the same spans.
+        lives = [otlp_exporters(o) for o in (otlp if isinstance(otlp, list) else [otlp] if otlp else [])]
+        for live in lives:
             # The same spans, also sent live to `tracejoin serve` by the SDK's exporter.
             self.provider.add_span_processor(BatchSpanProcessor(live[0], schedule_delay_millis=300))
         self.tracer = self.provider.get_tracer("tracejoin.realstack." + name)
@@ -183,7 +220,7 @@ class Service:
             self.log_provider.add_log_record_processor(
                 BatchLogRecordProcessor(OtlpJsonLogExporter(logs_out), schedule_delay_millis=300)
             )
-            if live:
+            for live in lives:
                 self.log_provider.add_log_record_processor(
                     BatchLogRecordProcessor(live[1], schedule_delay_millis=300))
             self.log.addHandler(LoggingHandler(level=logging.INFO, logger_provider=self.log_provider))

@@ -774,10 +774,12 @@ def main():
     ap.add_argument("--haproxy", default=shutil.which("haproxy") or "/usr/sbin/haproxy")
     ap.add_argument("--apache", default=shutil.which("apache2") or "/usr/sbin/apache2")
     ap.add_argument("--caddy", default=shutil.which("caddy") or "/usr/bin/caddy")
-    ap.add_argument("--otlp-grpc", metavar="HOST:PORT",
-                    help="also send orders' spans live with the SDK's OTLP/gRPC exporter")
-    ap.add_argument("--otlp-http", metavar="URL",
-                    help="also send payments' spans and logs live with the SDK's OTLP/HTTP exporter")
+    ap.add_argument("--otlp-grpc", metavar="HOST:PORT[,HOST:PORT...]", action="append", default=[],
+                    help="also send orders' spans live with the SDK's OTLP/gRPC exporter "
+                         "(repeatable; several endpoints, comma-separated, split by trace id)")
+    ap.add_argument("--otlp-http", metavar="URL[,URL...]", action="append", default=[],
+                    help="also send payments' spans and logs live with the SDK's OTLP/HTTP exporter "
+                         "(repeatable; several endpoints, comma-separated, split by trace id)")
     ap.add_argument("--otlp-token", help="bearer token for both exporters")
     args = ap.parse_args()
     if args.gateway == "caddy" and args.profile == "default":
@@ -802,10 +804,10 @@ def main():
     logs_out = backend._JsonLinesFile(os.path.join(out, "otel", "logs.jsonl"))
     orders = backend.Orders("orders", free_port(), os.path.join(out, "orders", "orders.log"),
                             backend.JsonFormatter(), spans_out,
-                            otlp=args.otlp_grpc and ("grpc", args.otlp_grpc, args.otlp_token))
+                            otlp=[("grpc", e, args.otlp_token) for e in args.otlp_grpc])
     payments = backend.Payments("payments", free_port(), os.path.join(out, "payments", "payments.log"),
                                 backend.LogfmtFormatter(), spans_out, logs_out,
-                                otlp=args.otlp_http and ("http", args.otlp_http, args.otlp_token))
+                                otlp=[("http", e, args.otlp_token) for e in args.otlp_http])
     orders.start()
     payments.start()
 

@@ -35,8 +35,11 @@ impl Args {
         let out = reconcile(&self.store, &engine, &opts)?;
         let runs = out.runs.len();
         match &out.entry {
+            None if out.read == 0 => eprintln!(
+                "tracejoin: reconcile: nothing to join: no partial request shares an id with another run's"
+            ),
             None => eprintln!(
-                "tracejoin: reconcile: nothing to join: {} partial requests in {runs} runs, each already whole as stored",
+                "tracejoin: reconcile: nothing to join: {} requests read back from {runs} runs, each already whole as stored",
                 out.read
             ),
             Some(e) => eprintln!(

@@ -56,7 +56,7 @@ pub struct Options {
 pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome> {
     let store = Store::open(dir)?;
     let requests = store.table("requests")?;
-    let rows = anyhow::Context::context(candidates(requests), "cannot find the partial requests")?;
+    let rows = anyhow::Context::context(candidates(requests, opts.infer_joins), "cannot find the partial requests")?;
     let mut out = Outcome {
         read: rows.len(),
         ..Default::default()
@@ -154,43 +154,68 @@ struct Row {
     events: i64,
 }
 
-/// The stored rows to read back: every partial request, and every request
-/// that shares an id with one (its other half may be complete by itself:
-/// a service's own log line carrying the gateway's request id).
-fn candidates(requests: LazyFrame) -> PolarsResult<BTreeMap<String, Row>> {
+/// The stored rows to read back: every partial request that shares an id
+/// with a request of another run (with `infer_joins`, every partial request:
+/// an inferred join needs no shared id), and every request that shares an id
+/// with one of those (its other half may be complete by itself: a service's
+/// log line carrying the gateway's request id). A gateway's refusal that
+/// reached no service is partial and alone: it is not read back.
+fn candidates(requests: LazyFrame, infer_joins: bool) -> PolarsResult<BTreeMap<String, Row>> {
     let on = |c: &str| [col(c)];
     let semi = || JoinArgs::new(JoinType::Semi);
+    let unique = |lf: LazyFrame| lf.unique(None, UniqueKeepStrategy::Any);
     let mut partial = lit(false);
     for flag in PARTIAL {
         partial = partial.or(col("flags").eq(lit(flag)));
     }
-    let partial_keys = requests
+    let partial_keys = unique(
+        requests
+            .clone()
+            .select([col("request_key"), col("flags")])
+            .explode(by_name(["flags"], true, false), explode())
+            .filter(partial)
+            .select([col("request_key")]),
+    );
+    // (request, run, id): a run's request keys start with its id's first
+    // twelve characters.
+    let pairs = requests
         .clone()
-        .select([col("request_key"), col("flags")])
-        .explode(by_name(["flags"], true, false), explode())
-        .filter(partial)
-        .select([col("request_key")])
-        .unique(None, UniqueKeepStrategy::Any);
-    let partial_ids = requests
-        .clone()
-        .join(
-            partial_keys.clone(),
-            on("request_key"),
-            on("request_key"),
-            semi(),
+        .select([
+            col("request_key"),
+            col("request_key")
+                .str()
+                .slice(lit(0), lit(12))
+                .alias("run"),
+            col("ids"),
+        ])
+        .explode(by_name(["ids"], true, false), explode());
+    let joinable = if infer_joins {
+        partial_keys
+    } else {
+        let shared = pairs
+            .clone()
+            .group_by([col("ids")])
+            .agg([col("run").n_unique().alias("runs")])
+            .filter(col("runs").gt(lit(1)))
+            .select([col("ids").alias("id")]);
+        unique(
+            pairs
+                .clone()
+                .join(partial_keys, on("request_key"), on("request_key"), semi())
+                .join(shared, on("ids"), on("id"), semi())
+                .select([col("request_key")]),
         )
-        .select([col("ids").alias("id")])
-        .explode(by_name(["id"], true, false), explode())
-        .filter(col("id").is_not_null())
-        .unique(None, UniqueKeepStrategy::Any);
-    let sharing = requests
-        .clone()
-        .select([col("request_key"), col("ids")])
-        .explode(by_name(["ids"], true, false), explode())
-        .join(partial_ids, on("ids"), on("id"), semi())
+    };
+    let ids = unique(
+        pairs
+            .clone()
+            .join(joinable.clone(), on("request_key"), on("request_key"), semi())
+            .select([col("ids").alias("id")]),
+    );
+    let sharing = pairs
+        .join(ids, on("ids"), on("id"), semi())
         .select([col("request_key")]);
-    let members = concat([partial_keys, sharing], UnionArgs::default())?
-        .unique(None, UniqueKeepStrategy::Any);
+    let members = unique(concat([joinable, sharing], UnionArgs::default())?);
     let df = requests
         .join(members, on("request_key"), on("request_key"), semi())
         .select([col("request_key"), col("start_ns"), col("events")])

@@ -11,6 +11,7 @@ pub mod json;
 pub mod logfmt;
 pub mod otlp;
 mod registry;
+pub mod shipped;
 mod stream;
 
 pub use registry::{Format, Registry};

@@ -526,7 +526,7 @@ fn score(format: &Format, lines: &[(u64, String)], file: &Arc<str>) -> (usize, u
     (ok, fields)
 }
 
-fn mapped_fields(e: &Event) -> usize {
+pub(super) fn mapped_fields(e: &Event) -> usize {
     [
         e.ts.is_some(),
         e.request_id.is_some(),

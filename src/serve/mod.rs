@@ -216,13 +216,10 @@ pub fn run(opts: ServeOptions, registry: Registry, engine: Engine) -> Result<()>
         })
         .transpose()?;
 
-    let receiver = Arc::new(receiver::Receiver::new(
-        intake.clone(),
-        traces,
-        logs,
-        opts.token,
-        opts.max_message,
-    ));
+    let receiver = Arc::new(
+        receiver::Receiver::new(intake.clone(), traces, logs, opts.token, opts.max_message)
+            .reading_shipped_lines(registry.clone()),
+    );
     let served = runtime.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -42,6 +42,9 @@ pub struct Receiver {
     seq: AtomicU64,
     grpc_origin: Arc<str>,
     http_origin: Arc<str>,
+    /// Gateway lines shipped as log records (the Collector's filelog
+    /// receiver), read as the lines they carry.
+    shipped: Option<crate::parse::shipped::ShippedLines>,
 }
 
 /// Why a message was refused whole.
@@ -86,7 +89,15 @@ impl Receiver {
             seq: AtomicU64::new(0),
             grpc_origin: Arc::from("otlp-grpc"),
             http_origin: Arc::from("otlp-http"),
+            shipped: None,
         }
+    }
+
+    /// Log records that carry a gateway's line (a `log.file.name` attribute,
+    /// a body one of `registry`'s gateway formats reads) become that line's event.
+    pub fn reading_shipped_lines(mut self, registry: Arc<crate::parse::Registry>) -> Receiver {
+        self.shipped = Some(crate::parse::shipped::ShippedLines::new(registry));
+        self
     }
 
     fn counters(&self) -> &Counters {
@@ -140,6 +151,9 @@ impl Receiver {
         let mut events: Vec<Event> = Vec::new();
         crate::parse::otlp::log_events(&req, &self.logs.otlp_site(origin, message), &mut events)
             .map_err(Refusal::Invalid)?;
+        if let Some(shipped) = &self.shipped {
+            shipped.reread(&mut events);
+        }
         let n = events.len() as u64;
         self.intake.offer(events).map_err(Refusal::Busy)?;
         Counters::add(&self.counters().logs, n);

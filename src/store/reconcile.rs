@@ -56,7 +56,10 @@ pub struct Options {
 pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome> {
     let store = Store::open(dir)?;
     let requests = store.table("requests")?;
-    let rows = anyhow::Context::context(candidates(requests, opts.infer_joins), "cannot find the partial requests")?;
+    let rows = anyhow::Context::context(
+        candidates(requests, opts.infer_joins),
+        "cannot find the partial requests",
+    )?;
     let mut out = Outcome {
         read: rows.len(),
         ..Default::default()
@@ -182,10 +185,7 @@ fn candidates(requests: LazyFrame, infer_joins: bool) -> PolarsResult<BTreeMap<S
         .clone()
         .select([
             col("request_key"),
-            col("request_key")
-                .str()
-                .slice(lit(0), lit(12))
-                .alias("run"),
+            col("request_key").str().slice(lit(0), lit(12)).alias("run"),
             col("ids"),
         ])
         .explode(by_name(["ids"], true, false), explode());
@@ -209,7 +209,12 @@ fn candidates(requests: LazyFrame, infer_joins: bool) -> PolarsResult<BTreeMap<S
     let ids = unique(
         pairs
             .clone()
-            .join(joinable.clone(), on("request_key"), on("request_key"), semi())
+            .join(
+                joinable.clone(),
+                on("request_key"),
+                on("request_key"),
+                semi(),
+            )
             .select([col("ids").alias("id")]),
     );
     let sharing = pairs

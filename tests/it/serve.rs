@@ -468,61 +468,72 @@ fn verdicts(store: &Path) -> Vec<String> {
     rows
 }
 
-#[test]
-fn instances_behind_a_trace_id_load_balancer_reconcile_to_what_one_instance_says() {
-    let Some(python) = realstack_python() else {
-        return;
-    };
+/// One run of the real stack seen twice: by one instance fed everything
+/// (store `one`), and by two instances behind a trace-id split of the SDK's
+/// exports (store `split`, the ByTraceId exporter standing in for the
+/// Collector's loadbalancing exporter). The gateway's access log either goes
+/// through the same split as log records (`ship`: the filelog receiver) or is
+/// followed by a third instance writing the same store.
+struct Layouts {
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+    one: PathBuf,
+    split: PathBuf,
+}
+
+fn run_layouts(python: &str, seed: u64, ship: bool) -> Layouts {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    for sub in [
-        "gateway", "orders", "payments", "otel", "one", "a", "b", "c",
-    ] {
+    for sub in ["gateway", "orders", "payments", "otel"] {
         std::fs::create_dir_all(out.join(sub)).unwrap();
     }
     let gateway = format!("{}/gateway/*.log", out.display());
     let (one_store, split) = (dir.path().join("one-store"), dir.path().join("split-store"));
-    let (one_store, split) = (one_store.to_str().unwrap(), split.to_str().unwrap());
+    let (one_dir, split_dir) = (one_store.to_str().unwrap(), split.to_str().unwrap());
     let window = ["--window", "3s"];
-    // One instance gets everything: the SDK's exports and the gateway's log.
     let one = Serve::start(
-        &out.join("one"),
-        &[&window[..], &["--follow", &gateway, "--out", one_store]].concat(),
+        &dir.path().join("one"),
+        &[&window[..], &["--follow", &gateway, "--out", one_dir]].concat(),
     );
-    // Behind the Collector's loadbalancing exporter (routing by trace id),
-    // two instances share the SDK's exports; the gateway's lines carry no
-    // trace context to route by, so a third instance follows its log. All
-    // three write one store.
-    let a = Serve::start(&out.join("a"), &[&window[..], &["--out", split]].concat());
-    let b = Serve::start(&out.join("b"), &[&window[..], &["--out", split]].concat());
-    let c = Serve::start(
-        &out.join("c"),
-        &[&window[..], &["--follow", &gateway, "--out", split]].concat(),
+    let a = Serve::start(
+        &dir.path().join("a"),
+        &[&window[..], &["--out", split_dir]].concat(),
     );
+    let b = Serve::start(
+        &dir.path().join("b"),
+        &[&window[..], &["--out", split_dir]].concat(),
+    );
+    let c = (!ship).then(|| {
+        Serve::start(
+            &dir.path().join("c"),
+            &[&window[..], &["--follow", &gateway, "--out", split_dir]].concat(),
+        )
+    });
     let host = |s: &Serve| s.grpc.trim_start_matches("http://").to_string();
-    let status = Command::new(&python)
+    let mut generate = Command::new(python);
+    generate
         .arg(repo().join("tests/realstack/generate.py"))
         .arg(&out)
         .arg(dir.path().join("truth.csv"))
-        .args(["--seed", "43", "--requests", "150"])
+        .args(["--seed", &seed.to_string(), "--requests", "150"])
         .args(["--otlp-grpc", &host(&one)])
         .args(["--otlp-grpc", &format!("{},{}", host(&a), host(&b))])
         .args(["--otlp-http", &one.http])
-        .args(["--otlp-http", &format!("{},{}", a.http, b.http)])
-        .status()
-        .unwrap();
-    assert!(status.success());
+        .args(["--otlp-http", &format!("{},{}", a.http, b.http)]);
+    if ship {
+        generate.args(["--ship-gateway", &format!("{},{}", a.http, b.http)]);
+    }
+    assert!(generate.status().unwrap().success());
     std::thread::sleep(Duration::from_secs(4));
     let mut received = Vec::new();
-    for s in [one, a, b, c] {
+    for s in [Some(one), Some(a), Some(b), c].into_iter().flatten() {
         let (_, log) = s.stop();
         let last = log
             .lines()
             .rev()
             .find(|l| l.contains(" received "))
-            .unwrap()
-            .to_string();
-        received.push(last);
+            .unwrap();
+        received.push(last.to_string());
     }
     // The split was real: each of the two got part of the spans.
     for r in &received[1..3] {
@@ -534,7 +545,28 @@ fn instances_behind_a_trace_id_load_balancer_reconcile_to_what_one_instance_says
             .unwrap();
         assert!(spans > 50, "the exports were split: {received:#?}");
     }
+    Layouts {
+        _dir: dir,
+        out,
+        one: one_store,
+        split,
+    }
+}
 
+/// `reconcile` on the split store: it must succeed and say it joined.
+fn reconcile(store: &Path) -> String {
+    let rec = crate::common::tracejoin(&["reconcile", "--store", store.to_str().unwrap()]);
+    assert!(rec.status.success(), "{}", crate::common::stderr(&rec));
+    crate::common::stderr(&rec)
+}
+
+#[test]
+fn instances_behind_a_trace_id_load_balancer_reconcile_to_what_one_instance_says() {
+    let Some(python) = realstack_python() else {
+        return;
+    };
+    let run = run_layouts(&python, 43, false);
+    let (one_store, split) = (run.one.to_str().unwrap(), run.split.to_str().unwrap());
     let one = verdicts(Path::new(one_store));
     assert_eq!(one.len(), 150, "one request per request sent");
     // Before reconcile the store holds halves: gateway lines alone, spans alone.
@@ -551,9 +583,7 @@ fn instances_behind_a_trace_id_load_balancer_reconcile_to_what_one_instance_says
         before.len()
     );
 
-    let rec = crate::common::tracejoin(&["reconcile", "--store", split]);
-    assert!(rec.status.success(), "{}", crate::common::stderr(&rec));
-    let said = crate::common::stderr(&rec);
+    let said = reconcile(&run.split);
     assert!(
         said.contains("requests joined and written as run rc"),
         "{said}"
@@ -1353,4 +1383,68 @@ fn over_the_memory_limit_senders_are_refused_and_every_accepted_span_is_emitted(
         log.contains("refused") && log.contains("messages over the soft mark"),
         "{log}"
     );
+}
+
+#[test]
+fn gateway_lines_shipped_with_their_trace_context_reach_the_instance_of_their_spans() {
+    let Some(python) = realstack_python() else {
+        return;
+    };
+    let run = run_layouts(&python, 47, true);
+    let one = verdicts(&run.one);
+    assert_eq!(one.len(), 150, "one request per request sent");
+    // The access log's lines that carry the client's traceparent (`tp=`) and
+    // reached a service: routed with their trace, each is whole on the
+    // instance that got its spans, before any reconcile.
+    let access = std::fs::read_to_string(run.out.join("gateway/access.log")).unwrap();
+    let rid = regex::Regex::new(r"\brid=([0-9a-f]{32})").unwrap();
+    let traced: BTreeSet<String> = access
+        .lines()
+        .filter(|l| l.contains(" tp=00-"))
+        .filter_map(|l| rid.captures(l).map(|c| c[1].to_string()))
+        .collect();
+    let sources = |store: &Path| -> BTreeMap<String, Value> {
+        crate::common::query(
+            store,
+            "SELECT request_id, sources FROM requests WHERE request_id IS NOT NULL",
+        )
+        .into_iter()
+        .map(|v| {
+            (
+                v["request_id"].as_str().unwrap().to_string(),
+                v["sources"].clone(),
+            )
+        })
+        .collect()
+    };
+    let (whole, before) = (sources(&run.one), sources(&run.split));
+    let joined: Vec<&String> = traced
+        .iter()
+        .filter(|r| whole[*r].as_array().unwrap().contains(&json!("span")))
+        .collect();
+    assert!(joined.len() > 60, "{} traced and joined", joined.len());
+    for r in &joined {
+        assert_eq!(
+            before.get(*r),
+            whole.get(*r),
+            "{r} is whole before reconcile"
+        );
+    }
+    // A line shipped cites its file and line, as a followed one does.
+    let origins = crate::common::query(
+        &run.split,
+        "SELECT origin FROM events WHERE source = 'gateway' LIMIT 1",
+    );
+    let access_path = run.out.join("gateway/access.log");
+    assert!(
+        origins[0]["origin"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}:", access_path.display())),
+        "{origins:?}"
+    );
+    // The lines without trace context went to either instance: reconcile joins them.
+    assert_ne!(verdicts(&run.split), one);
+    reconcile(&run.split);
+    assert_eq!(verdicts(&run.split), one);
 }

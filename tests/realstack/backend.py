@@ -10,11 +10,13 @@ batch per line — the layout of the OpenTelemetry Collector's file exporter.
 """
 
 import base64
-import hashlib
 import contextvars
+import hashlib
 import json
 import logging
+import os
 import random
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -192,6 +194,75 @@ class ByTraceId(SpanExporter, LogRecordExporter):
 
     def force_flush(self, timeout_millis=30000):
         return all(e.force_flush(timeout_millis) for e in self.exporters)
+
+
+class GatewayShipper(threading.Thread):
+    """Stands in for the OpenTelemetry Collector's `filelog` receiver in front
+    of its `loadbalancing` exporter: tails the gateway's access log and sends
+    each line as a log record whose body is the line as written, with the
+    attributes `log.file.name` (the receiver's `include_file_name`, on by
+    default), `log.file.path` and `log.file.record_number` (its
+    `include_file_path` and `include_file_record_number`), and the trace id a
+    `regex_parser` with a `trace` block takes from the line's traceparent. The records go out through the SDK's real
+    OTLP/HTTP log exporter, routed by trace id (ByTraceId); a line without
+    trace context goes to a backend picked at random, as the exporter does
+    for a record with an empty trace id."""
+
+    TRACEPARENT = re.compile(r"\b00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}\b")
+
+    def __init__(self, path, endpoints, token=None, seed=0):
+        super().__init__(daemon=True)
+        self.path = path
+        self.rng = random.Random(seed)
+        self.exporter = otlp_exporters(("http", endpoints, token))[1]
+        if isinstance(self.exporter, ByTraceId):
+            self.exporter.trace_id = lambda r: r.log_record.trace_id or self.rng.getrandbits(128)
+        self.resource = Resource.create({"service.name": "nginx"})
+        self.stopping = threading.Event()
+        self.offset = 0
+        self.records = 0
+
+    def run(self):
+        while not self.stopping.wait(0.2):
+            self.ship()
+
+    def ship(self):
+        from opentelemetry._logs import LogRecord
+        from opentelemetry.sdk._logs import ReadableLogRecord
+
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            return
+        self.offset += end
+        batch = []
+        for raw in data[:end].splitlines():
+            line = raw.decode("utf-8", "replace")
+            m = self.TRACEPARENT.search(line)
+            self.records += 1
+            record = LogRecord(
+                observed_timestamp=time.time_ns(),
+                body=line,
+                attributes={
+                    "log.file.name": os.path.basename(self.path),
+                    "log.file.path": self.path,
+                    "log.file.record_number": self.records,
+                },
+                trace_id=int(m.group(1), 16) if m else None,
+            )
+            batch.append(ReadableLogRecord(log_record=record, resource=self.resource))
+        self.exporter.export(batch)
+
+    def stop(self):
+        self.stopping.set()
+        self.join()
+        self.ship()
+        self.exporter.shutdown()
 
 
 class Service:

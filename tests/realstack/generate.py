@@ -781,6 +781,9 @@ def main():
                     help="also send payments' spans and logs live with the SDK's OTLP/HTTP exporter "
                          "(repeatable; several endpoints, comma-separated, split by trace id)")
     ap.add_argument("--otlp-token", help="bearer token for both exporters")
+    ap.add_argument("--ship-gateway", metavar="URL[,URL...]",
+                    help="also send the gateway's access log lines as OTLP log records (the Collector's "
+                         "filelog receiver), routed by the trace id in their traceparent")
     args = ap.parse_args()
     if args.gateway == "caddy" and args.profile == "default":
         args.profile = "uuid"
@@ -814,6 +817,11 @@ def main():
     port = free_port()
     fixtures = os.path.abspath(args.fixtures) if args.fixtures else None
     gateway = start_gateway(args, prefix, out, port, orders, payments, fixtures)
+    shipper = None
+    if args.ship_gateway:
+        shipper = backend.GatewayShipper(os.path.join(out, "gateway", "access.log"),
+                                         args.ship_gateway, args.otlp_token, args.seed)
+        shipper.start()
     try:
         wait_port(port)
         if args.gateway == "haproxy" and args.profile == "capture":
@@ -861,6 +869,8 @@ def main():
         time.sleep(0.5)
         gateway.terminate()
         gateway.wait(timeout=10)
+        if shipper:
+            shipper.stop()
         orders.stop()
         payments.stop()
         shutil.rmtree(prefix, ignore_errors=True)

@@ -277,16 +277,25 @@ impl Store {
         Ok(self)
     }
 
-    /// Request keys a later run replaced.
-    pub fn superseded_keys(&self) -> Vec<String> {
-        let Some(df) = &self.superseded else {
-            return Vec::new();
-        };
-        df.column("request_key")
-            .ok()
-            .and_then(|c| c.str().ok())
-            .map(|c| c.iter().flatten().map(str::to_string).collect())
-            .unwrap_or_default()
+    /// The superseded keys of the run that wrote `file` (its request keys
+    /// start with the first twelve characters of its id): what a file-by-file
+    /// fold anti-joins, instead of every run's.
+    fn superseded_in(&self, file: &Path) -> Option<DataFrame> {
+        let keys = self.superseded.as_ref()?;
+        let name = file.file_name()?.to_str()?;
+        let run = self
+            .manifest
+            .runs
+            .iter()
+            .find(|r| name.contains(&format!("-{}-", r.run)))?;
+        let prefix = &run.run[..run.run.len().min(12)];
+        let mine = keys
+            .clone()
+            .lazy()
+            .filter(col("request_key").str().starts_with(lit(prefix)))
+            .collect()
+            .ok()?;
+        (mine.height() > 0).then_some(mine)
     }
 
     /// `lf` without the rows a later run replaced.
@@ -344,7 +353,15 @@ impl Store {
                     self.scan_versioned(std::slice::from_ref(p), false, schema),
                     || format!("cannot read {}", p.display()),
                 )
-                .map(|lf| self.current(lf))
+                .map(|lf| match self.superseded_in(p) {
+                    None => lf,
+                    Some(keys) => lf.join(
+                        keys.lazy(),
+                        [col("request_key")],
+                        [col("request_key")],
+                        JoinArgs::new(JoinType::Anti),
+                    ),
+                })
             })
             .collect()
     }
@@ -412,7 +429,7 @@ impl Store {
     }
 
     /// The events of the requests `keys` (a frame with `request_key`) stored in
-    /// one partition (`date=…/hour=…`), in time order: what `reconcile` reads
+    /// one partition (`date=…/hour=…`), as stored: what `reconcile` reads
     /// back, a partition at a time.
     pub(super) fn events_in(&self, partition: &str, keys: &DataFrame) -> Result<DataFrame> {
         let needle = format!("/{partition}/");
@@ -422,22 +439,21 @@ impl Store {
             .filter(|p| p.display().to_string().contains(&needle))
             .cloned()
             .collect();
-        if files.is_empty() {
-            return Ok(DataFrame::empty_with_schema(&super::table::schema(&EVENTS)));
+        // File by file: reading one holds its rows, not the partition's.
+        let mut df = DataFrame::empty_with_schema(&super::table::schema(&EVENTS));
+        for file in files {
+            let part = self
+                .scan_versioned(std::slice::from_ref(&file), false, &EVENTS)?
+                .join(
+                    keys.clone().lazy(),
+                    [col("request_key")],
+                    [col("request_key")],
+                    JoinArgs::new(JoinType::Semi),
+                )
+                .collect()?;
+            df.vstack_mut_owned(part)?;
         }
-        let df = self
-            .scan_versioned(&files, false, &EVENTS)?
-            .join(
-                keys.clone().lazy(),
-                [col("request_key")],
-                [col("request_key")],
-                JoinArgs::new(JoinType::Semi),
-            )
-            .sort(
-                ["ts_ns"],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
-            .collect()?;
+        df.rechunk_mut();
         Ok(df)
     }
 

@@ -20,12 +20,16 @@ use crate::labelled::Labelled;
 use crate::rules::Engine;
 use anyhow::Result;
 use polars::prelude::*;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The attribute an event carries, while it is being joined again, naming
 /// the stored request it was read from.
 const READ_FROM: &str = "tracejoin.reconcile.from";
+
+/// Events turned back into events and correlated at a time.
+const SLICE: usize = 32_768;
 
 /// The flags that say a request is a part: the gateway's without the
 /// services', or the services' without the gateway's.
@@ -55,9 +59,8 @@ pub struct Options {
 
 pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome> {
     let store = Store::open(dir)?;
-    let requests = store.table("requests")?;
     let rows = anyhow::Context::context(
-        candidates(requests, opts.infer_joins),
+        candidates(&store, opts.infer_joins),
         "cannot find the partial requests",
     )?;
     let mut out = Outcome {
@@ -124,21 +127,31 @@ pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome>
             vec![Column::new("request_key".into(), keys.as_slice())],
         )?;
         let df = store.events_in(partition, &keys)?;
-        let from = df.column("request_key")?.str()?.clone();
-        for (i, mut ev) in events_of(&df)?.into_iter().enumerate() {
-            out.events += 1;
-            ev.attributes.push((
-                READ_FROM.into(),
-                from.get(i).unwrap_or_default().to_string(),
-            ));
-            if let Some(t) = ev.ts {
-                high = high.max(t);
+        // In time order, a slice at a time (gathered by the sorted order, so
+        // the partition is not copied whole), closing what went idle after
+        // each: memory holds the requests of one window, not of the hour.
+        let order = df
+            .column("ts_ns")?
+            .as_materialized_series()
+            .arg_sort(SortOptions::default().with_maintain_order(true));
+        for offset in (0..order.len()).step_by(SLICE) {
+            let slice = df.take(&order.slice(offset as i64, SLICE))?;
+            let from = slice.column("request_key")?.str()?;
+            for (i, mut ev) in events_of(&slice)?.into_iter().enumerate() {
+                out.events += 1;
+                ev.attributes.push((
+                    READ_FROM.into(),
+                    from.get(i).unwrap_or_default().to_string(),
+                ));
+                if let Some(t) = ev.ts {
+                    high = high.max(t);
+                }
+                let ks = crate::correlate::keys(&ev);
+                corr.push(ev, ks, high);
             }
-            let ks = crate::correlate::keys(&ev);
-            corr.push(ev, ks, high);
+            corr.close_idle(high, &mut closed);
+            join.requests(&mut closed)?;
         }
-        corr.close_idle(high, &mut closed);
-        join.requests(&mut closed)?;
     }
     corr.close_all(&mut closed);
     join.requests(&mut closed)?;
@@ -152,6 +165,7 @@ pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome>
 }
 
 /// What reconcile knows of a stored row it reads back.
+#[derive(Default)]
 struct Row {
     start: Option<i64>,
     events: i64,
@@ -163,80 +177,144 @@ struct Row {
 /// with one of those (its other half may be complete by itself: a service's
 /// log line carrying the gateway's request id). A gateway's refusal that
 /// reached no service is partial and alone: it is not read back.
-fn candidates(requests: LazyFrame, infer_joins: bool) -> PolarsResult<BTreeMap<String, Row>> {
-    let on = |c: &str| [col(c)];
-    let semi = || JoinArgs::new(JoinType::Semi);
-    let unique = |lf: LazyFrame| lf.unique(None, UniqueKeepStrategy::Any);
+///
+/// Three passes over the `requests` files, one file at a time, holding a
+/// 64-bit hash per id (a collision only reads back one more row, which is
+/// rebuilt as stored and left alone).
+fn candidates(store: &Store, infer_joins: bool) -> Result<BTreeMap<String, Row>> {
+    let files = store.table_parts("requests")?;
+    // 1. Every id → the run holding it, or SHARED when several runs do.
+    const SHARED: u32 = u32::MAX;
+    let mut runs: Vec<String> = Vec::new();
+    let mut holder: HashMap<u64, u32> = HashMap::default();
+    for file in &files {
+        let pairs = id_pairs(file.clone())?;
+        let (keys, ids) = (
+            pairs.column("request_key")?.str()?,
+            pairs.column("ids")?.str()?,
+        );
+        for (key, id) in keys.iter().zip(ids.iter()) {
+            let (Some(key), Some(id)) = (key, id) else {
+                continue;
+            };
+            let run = &key[..key.len().min(12)];
+            let r = match runs.iter().position(|x| x == run) {
+                Some(r) => r as u32,
+                None => {
+                    runs.push(run.to_string());
+                    (runs.len() - 1) as u32
+                }
+            };
+            holder
+                .entry(hash(id))
+                .and_modify(|h| {
+                    if *h != r {
+                        *h = SHARED
+                    }
+                })
+                .or_insert(r);
+        }
+    }
+    // 2. Partial requests with a shared id: their ids are wanted.
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let mut wanted: HashSet<u64> = HashSet::default();
+    for file in &files {
+        let partial = file
+            .clone()
+            .select([col("request_key"), col("flags")])
+            .explode(by_name(["flags"], true, false), explode())
+            .filter(is_partial())
+            .select([col("request_key")])
+            .unique(None, UniqueKeepStrategy::Any);
+        let mut own: HashMap<String, Vec<u64>> = HashMap::default();
+        let mut joinable: HashSet<String> = HashSet::default();
+        let pairs = id_pairs(file.clone().join(
+            partial.clone(),
+            [col("request_key")],
+            [col("request_key")],
+            JoinArgs::new(JoinType::Semi),
+        ))?;
+        let (keys, ids) = (
+            pairs.column("request_key")?.str()?,
+            pairs.column("ids")?.str()?,
+        );
+        for (key, id) in keys.iter().zip(ids.iter()) {
+            let (Some(key), Some(id)) = (key, id) else {
+                continue;
+            };
+            let h = hash(id);
+            own.entry(key.to_string()).or_default().push(h);
+            if infer_joins || holder.get(&h) == Some(&SHARED) {
+                joinable.insert(key.to_string());
+            }
+        }
+        if infer_joins {
+            // A partial request with no id at all can still be joined by inference.
+            let keys = partial.collect()?;
+            for k in keys.column("request_key")?.str()?.iter().flatten() {
+                joinable.insert(k.to_string());
+            }
+        }
+        for key in joinable {
+            wanted.extend(own.remove(&key).unwrap_or_default());
+            rows.insert(key, Row::default());
+        }
+    }
+    drop(holder);
+    // 3. Every request holding a wanted id, with its start and event count.
+    for file in &files {
+        let pairs = id_pairs(file.clone())?;
+        let (keys, ids) = (
+            pairs.column("request_key")?.str()?,
+            pairs.column("ids")?.str()?,
+        );
+        for (key, id) in keys.iter().zip(ids.iter()) {
+            if let (Some(key), Some(id)) = (key, id) {
+                if !rows.contains_key(key) && wanted.contains(&hash(id)) {
+                    rows.insert(key.to_string(), Row::default());
+                }
+            }
+        }
+        let facts = file
+            .clone()
+            .select([col("request_key"), col("start_ns"), col("events")])
+            .collect()?;
+        let (keys, starts, events) = (
+            facts.column("request_key")?.str()?,
+            facts.column("start_ns")?.i64()?,
+            facts.column("events")?.i64()?,
+        );
+        for i in 0..facts.height() {
+            if let Some(row) = keys.get(i).and_then(|k| rows.get_mut(k)) {
+                row.start = starts.get(i);
+                row.events = events.get(i).unwrap_or(0);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// (request_key, one of its ids) for every id of every request of a frame.
+fn id_pairs(requests: LazyFrame) -> PolarsResult<DataFrame> {
+    requests
+        .select([col("request_key"), col("ids")])
+        .explode(by_name(["ids"], true, false), explode())
+        .filter(col("ids").is_not_null())
+        .collect()
+}
+
+/// Whether an exploded `flags` value marks a part.
+fn is_partial() -> Expr {
     let mut partial = lit(false);
     for flag in PARTIAL {
         partial = partial.or(col("flags").eq(lit(flag)));
     }
-    let partial_keys = unique(
-        requests
-            .clone()
-            .select([col("request_key"), col("flags")])
-            .explode(by_name(["flags"], true, false), explode())
-            .filter(partial)
-            .select([col("request_key")]),
-    );
-    // (request, run, id): a run's request keys start with its id's first
-    // twelve characters.
-    let pairs = requests
-        .clone()
-        .select([
-            col("request_key"),
-            col("request_key").str().slice(lit(0), lit(12)).alias("run"),
-            col("ids"),
-        ])
-        .explode(by_name(["ids"], true, false), explode());
-    let joinable = if infer_joins {
-        partial_keys
-    } else {
-        let shared = pairs
-            .clone()
-            .group_by([col("ids")])
-            .agg([col("run").n_unique().alias("runs")])
-            .filter(col("runs").gt(lit(1)))
-            .select([col("ids").alias("id")]);
-        unique(
-            pairs
-                .clone()
-                .join(partial_keys, on("request_key"), on("request_key"), semi())
-                .join(shared, on("ids"), on("id"), semi())
-                .select([col("request_key")]),
-        )
-    };
-    let ids = unique(
-        pairs
-            .clone()
-            .join(
-                joinable.clone(),
-                on("request_key"),
-                on("request_key"),
-                semi(),
-            )
-            .select([col("ids").alias("id")]),
-    );
-    let sharing = pairs
-        .join(ids, on("ids"), on("id"), semi())
-        .select([col("request_key")]);
-    let members = unique(concat([joinable, sharing], UnionArgs::default())?);
-    let df = requests
-        .join(members, on("request_key"), on("request_key"), semi())
-        .select([col("request_key"), col("start_ns"), col("events")])
-        .collect()?;
-    let keys = df.column("request_key")?.str()?;
-    let starts = df.column("start_ns")?.i64()?;
-    let events = df.column("events")?.i64()?;
-    Ok((0..df.height())
-        .filter_map(|i| {
-            let row = Row {
-                start: starts.get(i),
-                events: events.get(i).unwrap_or(0),
-            };
-            keys.get(i).map(|k| (k.to_string(), row))
-        })
-        .collect())
+    partial
+}
+
+fn hash(id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(id)
 }
 
 /// One row per list item; an empty list gives none.

@@ -42,6 +42,8 @@ pub struct StoreWriter {
     /// The last request's hour and its partition: formatting a date for every
     /// request costs as much as writing its row.
     hour: Option<(i64, String)>,
+    /// The latest hour a request started in.
+    latest_hour: Option<i64>,
     /// Request keys this run replaces, not yet written (`superseded/`).
     superseded: Vec<String>,
     superseded_files: u32,
@@ -305,6 +307,7 @@ impl StoreWriter {
             entry,
             writer: Writer::start(),
             hour: None,
+            latest_hour: None,
             superseded: Vec::new(),
             superseded_files: 0,
             recent: Recent::default(),
@@ -337,6 +340,12 @@ impl StoreWriter {
         }
         self.recent.remember(&l.request.ids, &key);
         let partition = self.partition(l.request.start);
+        if let Some(hour) = l.request.start.map(|t| t.div_euclid(HOUR_NS)) {
+            if self.latest_hour.is_none_or(|h| hour > h) {
+                self.latest_hour = Some(hour);
+                self.flush_before(hour - 1)?;
+            }
+        }
         let part = self.parts.entry(partition.clone()).or_insert_with(|| Part {
             requests: Table::new(schema::REQUESTS),
             events: Table::new(&schema::EVENTS),
@@ -380,6 +389,21 @@ impl StoreWriter {
                 p
             }
         }
+    }
+
+    /// Requests close in about time order: an hour partition two behind the
+    /// latest request gets no more, so its rows are written now instead of
+    /// held to the end (a request that still comes starts another file of it).
+    fn flush_before(&mut self, hour: i64) -> Result<()> {
+        let before = partition_of(Some(hour * HOUR_NS));
+        let old: Vec<String> = (self.parts.iter())
+            .filter(|(p, part)| p.as_str() < before.as_str() && !part.requests.is_empty())
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in old {
+            self.flush(&p)?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self, partition: &str) -> Result<()> {

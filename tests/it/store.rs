@@ -1036,3 +1036,33 @@ fn halves_written_by_separate_runs_reconcile_to_the_single_run() {
     assert_eq!(v["current"][0], 300, "{v}");
     assert_eq!(v["current"][1], failed[0]["n"], "{v}");
 }
+
+#[test]
+fn a_half_that_reaches_the_store_after_a_reconcile_is_joined_by_the_next() {
+    let inputs = sample_logs_copy(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    write_store(inputs.path(), &whole);
+    let reconcile = || {
+        let out = tracejoin(&["reconcile", "--store", split.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    // The gateway's and the spans' halves first, joined; the services' log
+    // lines (which carry the same ids) arrive later, as from a slower instance.
+    write_store(&inputs.path().join("gateway"), &split);
+    write_store(&inputs.path().join("otel"), &split);
+    assert!(reconcile().contains("requests joined"));
+    let between = store_rows(&split);
+    assert_eq!(
+        between.len(),
+        300,
+        "each request once, without its log lines yet"
+    );
+    assert_ne!(between, store_rows(&whole));
+    write_store(&inputs.path().join("orders"), &split);
+    write_store(&inputs.path().join("payments"), &split);
+    let said = reconcile();
+    assert!(said.contains("requests joined"), "{said}");
+    assert_eq!(store_rows(&split), store_rows(&whole));
+}

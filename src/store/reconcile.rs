@@ -188,15 +188,7 @@ fn candidates(store: &Store, infer_joins: bool) -> Result<BTreeMap<String, Row>>
     let mut runs: Vec<String> = Vec::new();
     let mut holder: HashMap<u64, u32> = HashMap::default();
     for file in &files {
-        let pairs = id_pairs(file.clone())?;
-        let (keys, ids) = (
-            pairs.column("request_key")?.str()?,
-            pairs.column("ids")?.str()?,
-        );
-        for (key, id) in keys.iter().zip(ids.iter()) {
-            let (Some(key), Some(id)) = (key, id) else {
-                continue;
-            };
+        each_id(file.clone(), |key, id| {
             let run = &key[..key.len().min(12)];
             let r = match runs.iter().position(|x| x == run) {
                 Some(r) => r as u32,
@@ -213,7 +205,7 @@ fn candidates(store: &Store, infer_joins: bool) -> Result<BTreeMap<String, Row>>
                     }
                 })
                 .or_insert(r);
-        }
+        })?;
     }
     // 2. Partial requests with a shared id: their ids are wanted.
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
@@ -228,26 +220,18 @@ fn candidates(store: &Store, infer_joins: bool) -> Result<BTreeMap<String, Row>>
             .unique(None, UniqueKeepStrategy::Any);
         let mut own: HashMap<String, Vec<u64>> = HashMap::default();
         let mut joinable: HashSet<String> = HashSet::default();
-        let pairs = id_pairs(file.clone().join(
-            partial.clone(),
-            [col("request_key")],
-            [col("request_key")],
-            JoinArgs::new(JoinType::Semi),
-        ))?;
-        let (keys, ids) = (
-            pairs.column("request_key")?.str()?,
-            pairs.column("ids")?.str()?,
-        );
-        for (key, id) in keys.iter().zip(ids.iter()) {
-            let (Some(key), Some(id)) = (key, id) else {
-                continue;
-            };
-            let h = hash(id);
-            own.entry(key.to_string()).or_default().push(h);
-            if infer_joins || holder.get(&h) == Some(&SHARED) {
-                joinable.insert(key.to_string());
-            }
-        }
+        let semi = JoinArgs::new(JoinType::Semi);
+        let key = || [col("request_key")];
+        each_id(
+            file.clone().join(partial.clone(), key(), key(), semi),
+            |key, id| {
+                let h = hash(id);
+                own.entry(key.to_string()).or_default().push(h);
+                if infer_joins || holder.get(&h) == Some(&SHARED) {
+                    joinable.insert(key.to_string());
+                }
+            },
+        )?;
         if infer_joins {
             // A partial request with no id at all can still be joined by inference.
             let keys = partial.collect()?;
@@ -263,18 +247,13 @@ fn candidates(store: &Store, infer_joins: bool) -> Result<BTreeMap<String, Row>>
     drop(holder);
     // 3. Every request holding a wanted id, with its start and event count.
     for file in &files {
-        let pairs = id_pairs(file.clone())?;
-        let (keys, ids) = (
-            pairs.column("request_key")?.str()?,
-            pairs.column("ids")?.str()?,
-        );
-        for (key, id) in keys.iter().zip(ids.iter()) {
-            if let (Some(key), Some(id)) = (key, id) {
-                if !rows.contains_key(key) && wanted.contains(&hash(id)) {
-                    rows.insert(key.to_string(), Row::default());
-                }
+        let mut more: Vec<String> = Vec::new();
+        each_id(file.clone(), |key, id| {
+            if !rows.contains_key(key) && wanted.contains(&hash(id)) {
+                more.push(key.to_string());
             }
-        }
+        })?;
+        rows.extend(more.into_iter().map(|k| (k, Row::default())));
         let facts = file
             .clone()
             .select([col("request_key"), col("start_ns"), col("events")])
@@ -294,13 +273,22 @@ fn candidates(store: &Store, infer_joins: bool) -> Result<BTreeMap<String, Row>>
     Ok(rows)
 }
 
-/// (request_key, one of its ids) for every id of every request of a frame.
-fn id_pairs(requests: LazyFrame) -> PolarsResult<DataFrame> {
-    requests
+/// Calls `f(request_key, id)` for every id of every request of a frame.
+fn each_id(requests: LazyFrame, mut f: impl FnMut(&str, &str)) -> PolarsResult<()> {
+    let pairs = requests
         .select([col("request_key"), col("ids")])
         .explode(by_name(["ids"], true, false), explode())
-        .filter(col("ids").is_not_null())
-        .collect()
+        .collect()?;
+    let (keys, ids) = (
+        pairs.column("request_key")?.str()?,
+        pairs.column("ids")?.str()?,
+    );
+    for (key, id) in keys.iter().zip(ids.iter()) {
+        if let (Some(key), Some(id)) = (key, id) {
+            f(key, id);
+        }
+    }
+    Ok(())
 }
 
 /// Whether an exploded `flags` value marks a part.

@@ -113,3 +113,10 @@ pub fn write_store(inputs: &Path, store: &Path) {
         stderr(&out)
     );
 }
+
+/// `tracejoin reconcile --store STORE`, which must succeed; what it said.
+pub fn reconcile(store: &Path) -> String {
+    let out = tracejoin(&["reconcile", "--store", store.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stderr(&out)
+}

@@ -553,13 +553,6 @@ fn run_layouts(python: &str, seed: u64, ship: bool) -> Layouts {
     }
 }
 
-/// `reconcile` on the split store: it must succeed and say it joined.
-fn reconcile(store: &Path) -> String {
-    let rec = crate::common::tracejoin(&["reconcile", "--store", store.to_str().unwrap()]);
-    assert!(rec.status.success(), "{}", crate::common::stderr(&rec));
-    crate::common::stderr(&rec)
-}
-
 #[test]
 fn instances_behind_a_trace_id_load_balancer_reconcile_to_what_one_instance_says() {
     let Some(python) = realstack_python() else {
@@ -583,7 +576,7 @@ fn instances_behind_a_trace_id_load_balancer_reconcile_to_what_one_instance_says
         before.len()
     );
 
-    let said = reconcile(&run.split);
+    let said = crate::common::reconcile(&run.split);
     assert!(
         said.contains("requests joined and written as run rc"),
         "{said}"
@@ -600,12 +593,8 @@ fn instances_behind_a_trace_id_load_balancer_reconcile_to_what_one_instance_says
     assert_eq!(after, one);
 
     // Again: nothing left to join, nothing written.
-    let again = crate::common::tracejoin(&["reconcile", "--store", split]);
-    assert!(
-        crate::common::stderr(&again).contains("nothing to join"),
-        "{}",
-        crate::common::stderr(&again)
-    );
+    let again = crate::common::reconcile(&run.split);
+    assert!(again.contains("nothing to join"), "{again}");
     assert_eq!(verdicts(Path::new(split)), one);
 
     // A joined request is found by its request id, whole.
@@ -1445,6 +1434,6 @@ fn gateway_lines_shipped_with_their_trace_context_reach_the_instance_of_their_sp
     );
     // The lines without trace context went to either instance: reconcile joins them.
     assert_ne!(verdicts(&run.split), one);
-    reconcile(&run.split);
+    crate::common::reconcile(&run.split);
     assert_eq!(verdicts(&run.split), one);
 }

@@ -974,8 +974,8 @@ fn halves_written_by_separate_runs_reconcile_to_the_single_run() {
     let dir = tempfile::tempdir().unwrap();
     let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
     write_store(inputs.path(), &whole);
-    // The gateway's log, the OTLP export and the services' logs, each
-    // analyzed alone into one store: three runs of halves.
+    // The gateway's log, the OTLP export and each service's log, each
+    // analyzed alone into one store: four runs of parts.
     for part in ["gateway", "otel", "orders"] {
         write_store(&inputs.path().join(part), &split);
     }
@@ -985,9 +985,7 @@ fn halves_written_by_separate_runs_reconcile_to_the_single_run() {
     assert_eq!(one.len(), 300);
     assert!(halves.len() > 600, "{}", halves.len());
 
-    let out = tracejoin(&["reconcile", "--store", split.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let said = stderr(&out);
+    let said = crate::common::reconcile(&split);
     assert!(said.contains("from 4 runs"), "{said}");
     assert_eq!(store_rows(&split), one, "reconciled halves equal one run");
     // A request found by its id is the joined one, whole.
@@ -1007,12 +1005,8 @@ fn halves_written_by_separate_runs_reconcile_to_the_single_run() {
     let tl: Value = serde_json::from_str(stdout(&tl).lines().next().unwrap()).unwrap();
     assert_eq!(tl["events"], failed[0]["events"], "{tl}");
     // Twice changes nothing.
-    let again = tracejoin(&["reconcile", "--store", split.to_str().unwrap()]);
-    assert!(
-        stderr(&again).contains("nothing to join"),
-        "{}",
-        stderr(&again)
-    );
+    let again = crate::common::reconcile(&split);
+    assert!(again.contains("nothing to join"), "{again}");
     assert_eq!(store_rows(&split), one);
 
     // Other engines read every file: the rows a later run replaced are left
@@ -1043,11 +1037,7 @@ fn a_half_that_reaches_the_store_after_a_reconcile_is_joined_by_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
     write_store(inputs.path(), &whole);
-    let reconcile = || {
-        let out = tracejoin(&["reconcile", "--store", split.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        stderr(&out)
-    };
+    let reconcile = || crate::common::reconcile(&split);
     // The gateway's and the spans' halves first, joined; the services' log
     // lines (which carry the same ids) arrive later, as from a slower instance.
     write_store(&inputs.path().join("gateway"), &split);

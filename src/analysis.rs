@@ -9,6 +9,7 @@
 use crate::correlate::{build_closed, Attempts, Closed, Correlator, Request, SkewEstimator};
 use crate::ingest::{expand_inputs, Input, DEFAULT_MAX_LINE};
 use crate::labelled::{Labelled, RunInfo};
+use crate::parse::shipped::ShippedLines;
 use crate::parse::{parse_chunk, FileReport, Format, InputStream, LineError, Parsed, Registry};
 use crate::rules::Engine;
 use anyhow::Result;
@@ -135,6 +136,8 @@ pub fn run_with(
         .map(|(input, f)| InputStream::open(input, registry, f.as_ref(), max_line))
         .collect();
 
+    // Gateway lines a Collector shipped as log records are read as lines.
+    let shipped = ShippedLines::new(Arc::new(registry.clone()));
     let window_ms = opts.window_ms.unwrap_or(DEFAULT_WINDOW_MS);
     let mut corr = Correlator::new(window_ms);
     if opts.infer_joins {
@@ -211,7 +214,10 @@ pub fn run_with(
             }
             if let Some((i, parsed)) = pending.take() {
                 for p in parsed {
-                    for (ev, keys) in p.events.into_iter().zip(p.keys) {
+                    for (mut ev, mut keys) in p.events.into_iter().zip(p.keys) {
+                        if shipped.reread_one(&mut ev) {
+                            keys = crate::event::ids::keys(&ev);
+                        }
                         if let Some(t) = ev.ts {
                             high[i] = Some(high[i].map_or(t, |h| h.max(t)));
                             if opts.shard.is_some_and(|s| !s.near(t)) {

@@ -528,6 +528,7 @@ impl Format {
 
 /// All loaded formats, built-in first, then the user's (which may replace a
 /// built-in of the same name).
+#[derive(Clone)]
 pub struct Registry {
     pub formats: Vec<Arc<Format>>,
 }

@@ -348,3 +348,54 @@ fn wrapped_lines_are_peeled_and_read_as_their_inner_format() {
     let slow = vs.iter().find(|v| v["path"] == "/api/slow/report").unwrap();
     assert_eq!(slow["rule"], "gateway-log-upstream", "{slow}");
 }
+
+/// Every request of `analyze --json` on `dir`, sorted, as text.
+fn analyzed(dir: &std::path::Path) -> Vec<String> {
+    let out = tracejoin(&["analyze", "--json", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn gateway_lines_shipped_as_filelog_records_read_as_the_lines_they_carry() {
+    let inputs = crate::common::sample_logs_copy(&[]);
+    let access = inputs.path().join("gateway/access.log");
+    let before = analyzed(inputs.path());
+    // The access log as the Collector's filelog receiver ships it
+    // (`include_file_path`, `include_file_record_number`: the body is the line
+    // as written) and its file exporter writes it: one export per line.
+    let text = std::fs::read_to_string(&access).unwrap();
+    let attribute = |k: &str, v: Value| serde_json::json!({"key": k, "value": v});
+    let records: Vec<Value> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::json!({
+                "observedTimeUnixNano": "1795640990000000000",
+                "body": {"stringValue": line},
+                "attributes": [
+                    attribute("log.file.name", serde_json::json!({"stringValue": "access.log"})),
+                    attribute("log.file.path", serde_json::json!({"stringValue": access.display().to_string()})),
+                    attribute("log.file.record_number", serde_json::json!({"intValue": (i + 1).to_string()})),
+                ],
+            })
+        })
+        .collect();
+    let shipped: String = records
+        .chunks(100)
+        .map(|batch| {
+            let doc = serde_json::json!({"resourceLogs": [{
+                "resource": {"attributes": [attribute("service.name", serde_json::json!({"stringValue": "otelcol"}))]},
+                "scopeLogs": [{"scope": {}, "logRecords": batch}],
+            }]});
+            format!("{doc}\n")
+        })
+        .collect();
+    std::fs::remove_file(&access).unwrap();
+    std::fs::write(inputs.path().join("gateway/shipped.jsonl"), shipped).unwrap();
+    // Read as the lines they carry, cited by the file and line they came
+    // from: every request, verdict and evidence as when the file is read.
+    assert_eq!(analyzed(inputs.path()), before);
+}

@@ -108,12 +108,12 @@ pub fn run(
                 skew.add(&l.request);
                 // A later revision replaces the earlier one in the summary.
                 if l.request.revision > 1 {
-                    if let Some(prev) = l.request.ids.iter().find_map(|id| emitted.take(id)) {
+                    if let Some(prev) = emitted.take(&l.request.events) {
                         summary.remove(&prev);
                     }
                 }
                 let contribution = summary.add(&l);
-                emitted.keep(&l.request.ids, contribution);
+                emitted.keep(&l.request.events, contribution);
                 sink.add(&l);
                 Counters::add(&counters.emitted, 1);
                 // Failed requests, each once at its latest revision (emissions count twice).
@@ -207,56 +207,56 @@ pub fn run(
     }
 }
 
-/// What each recently emitted request added to the summary, by its ids, for
-/// as many requests as the correlator retains for amendment.
+/// What each recently emitted request added to the summary, for as many
+/// requests as the correlator retains for amendment; each known by the origin
+/// of its first event. A request re-emitted amended holds every event of its
+/// earlier emission, so one of its events finds it; ids would not do:
+/// requests of one trace share its trace id.
 struct Emitted {
-    by_id: rustc_hash::FxHashMap<String, (u64, Contribution)>,
-    order: std::collections::VecDeque<(u64, Vec<String>)>,
-    next: u64,
+    by_origin: rustc_hash::FxHashMap<String, Contribution>,
+    order: std::collections::VecDeque<String>,
     cap: usize,
 }
 
 impl Emitted {
     fn new(cap: usize) -> Emitted {
         Emitted {
-            by_id: Default::default(),
+            by_origin: Default::default(),
             order: Default::default(),
-            next: 0,
             cap,
         }
     }
 
-    fn keep(&mut self, ids: &[String], c: Contribution) {
+    fn keep(&mut self, events: &[crate::event::Event], c: Contribution) {
+        let Some(origin) = events.first().and_then(|e| e.origin.as_ref()) else {
+            return;
+        };
         if self.cap == 0 {
             return;
         }
-        self.next += 1;
-        for id in ids {
-            self.by_id.insert(id.clone(), (self.next, c.clone()));
-        }
-        self.order.push_back((self.next, ids.to_vec()));
+        let origin = origin.to_string();
+        self.by_origin.insert(origin.clone(), c);
+        self.order.push_back(origin);
         while self.order.len() > self.cap {
-            if let Some((n, ids)) = self.order.pop_front() {
-                for id in ids {
-                    if self.by_id.get(&id).is_some_and(|(m, _)| *m == n) {
-                        self.by_id.remove(&id);
-                    }
-                }
+            if let Some(old) = self.order.pop_front() {
+                self.by_origin.remove(&old);
             }
         }
     }
 
     /// Forgets every request (shedding: the correlator forgot them too).
     fn clear(&mut self) {
-        self.by_id.clear();
+        self.by_origin.clear();
         self.order.clear();
     }
 
-    /// The contribution of the request with this id, removed with all its ids.
-    fn take(&mut self, id: &str) -> Option<Contribution> {
-        let (n, c) = self.by_id.remove(id)?;
-        self.by_id.retain(|_, (m, _)| *m != n);
-        Some(c)
+    /// The contribution of the earlier emission of the request these events
+    /// now make, removed.
+    fn take(&mut self, events: &[crate::event::Event]) -> Option<Contribution> {
+        events
+            .iter()
+            .filter_map(|e| e.origin.as_ref())
+            .find_map(|o| self.by_origin.remove(&o.to_string()))
     }
 }
 

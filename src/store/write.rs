@@ -52,37 +52,39 @@ pub struct StoreWriter {
     recent: Recent,
 }
 
-/// The last `cap` requests written: id → request key, oldest forgotten first.
+/// The last `cap` requests written, each by the origin of its first event
+/// (oldest forgotten first). A request re-emitted amended holds every event
+/// of its earlier emission, so one of its events names that emission's row;
+/// ids would not do: requests of one trace share its trace id.
 #[derive(Default)]
 struct Recent {
     cap: usize,
-    by_id: std::collections::HashMap<String, String>,
-    order: std::collections::VecDeque<(Vec<String>, String)>,
+    by_origin: std::collections::HashMap<String, String>,
+    order: std::collections::VecDeque<String>,
 }
 
 impl Recent {
-    /// The key an earlier revision of a request with these ids was written under.
-    fn earlier(&self, ids: &[String]) -> Option<String> {
-        ids.iter().find_map(|id| self.by_id.get(id).cloned())
+    /// The key an earlier emission of this request was written under.
+    fn earlier(&self, events: &[crate::event::Event]) -> Option<String> {
+        events
+            .iter()
+            .filter_map(|e| e.origin.as_ref())
+            .find_map(|o| self.by_origin.get(&o.to_string()).cloned())
     }
 
-    fn remember(&mut self, ids: &[String], key: &str) {
+    fn remember(&mut self, events: &[crate::event::Event], key: &str) {
+        let Some(origin) = events.first().and_then(|e| e.origin.as_ref()) else {
+            return;
+        };
         if self.cap == 0 {
             return;
         }
-        for id in ids {
-            self.by_id.insert(id.clone(), key.to_string());
-        }
-        self.order.push_back((ids.to_vec(), key.to_string()));
+        let origin = origin.to_string();
+        self.by_origin.insert(origin.clone(), key.to_string());
+        self.order.push_back(origin);
         while self.order.len() > self.cap {
-            let Some((ids, key)) = self.order.pop_front() else {
-                break;
-            };
-            for id in ids {
-                // Unless a later request took the id over.
-                if self.by_id.get(&id) == Some(&key) {
-                    self.by_id.remove(&id);
-                }
+            if let Some(old) = self.order.pop_front() {
+                self.by_origin.remove(&old);
             }
         }
     }
@@ -334,11 +336,11 @@ impl StoreWriter {
         self.next_key += 1;
         let key = format!("{}-{}", &self.run[..self.run.len().min(12)], self.next_key);
         if l.request.revision > 1 {
-            if let Some(earlier) = self.recent.earlier(&l.request.ids) {
+            if let Some(earlier) = self.recent.earlier(&l.request.events) {
                 self.superseded.push(earlier);
             }
         }
-        self.recent.remember(&l.request.ids, &key);
+        self.recent.remember(&l.request.events, &key);
         let partition = self.partition(l.request.start);
         if let Some(hour) = l.request.start.map(|t| t.div_euclid(HOUR_NS)) {
             if self.latest_hour.is_none_or(|h| hour > h) {
@@ -489,5 +491,48 @@ impl StoreWriter {
     pub fn finish(mut self) -> Result<RunEntry> {
         self.flush_all()?;
         Ok(self.entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Recent;
+    use crate::event::{Event, Origin};
+    use std::sync::Arc;
+
+    fn event(file: &str, line: u64) -> Event {
+        Event {
+            origin: Some(Origin {
+                file: Arc::from(file),
+                line,
+                item: None,
+            }),
+            // Both requests are of one trace, as a client keeping its trace makes them.
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_amended_request_finds_its_own_earlier_row_not_a_trace_neighbours() {
+        let mut recent = Recent {
+            cap: 10,
+            ..Default::default()
+        };
+        let first = [event("otlp-http", 1)];
+        let second = [event("otlp-http", 2)];
+        recent.remember(&first, "k-1");
+        recent.remember(&second, "k-2");
+        // The second request, amended by its late gateway line (earlier in time).
+        let amended = [event("access.log", 9), event("otlp-http", 2)];
+        assert_eq!(recent.earlier(&amended).as_deref(), Some("k-2"));
+        // Forgotten beyond the cap.
+        let mut small = Recent {
+            cap: 1,
+            ..Default::default()
+        };
+        small.remember(&first, "k-1");
+        small.remember(&second, "k-2");
+        assert_eq!(small.earlier(&first), None);
     }
 }

@@ -2,10 +2,12 @@
 //! joined.
 //!
 //! Behind the Collector's `loadbalancing` exporter (routed by trace id) each
-//! `serve` instance holds whole traces. A gateway whose lines carry no trace
-//! context cannot be routed that way: its log is followed by an instance of
-//! its own, and the store gets the gateway's half of a request in one run
-//! (`gateway_only`) and the services' half in another (`no_gateway`).
+//! `serve` instance holds whole traces. A gateway line that carries no trace
+//! context cannot be routed that way: it lands on any instance (shipped by
+//! the Collector's `filelog` receiver), or the gateway's log is followed by an
+//! instance of its own. Either way the store gets the gateway's half of a
+//! request in one run (`gateway_only`) and the services' half in another
+//! (`no_gateway`).
 //! Reconcile reads those rows' events back, a partition at a time in time
 //! order, through the same `Correlator` and rules as a run, and writes the
 //! requests it joined as a run of its own that supersedes the rows it
@@ -28,7 +30,9 @@ use std::path::Path;
 /// the stored request it was read from.
 const READ_FROM: &str = "tracejoin.reconcile.from";
 
-/// Events turned back into events and correlated at a time.
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// Stored event rows turned back into events and correlated at a time.
 const SLICE: usize = 32_768;
 
 /// The flags that say a request is a part: the gateway's without the
@@ -91,12 +95,17 @@ pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome>
             .unwrap_or(crate::analysis::DEFAULT_WINDOW_MS)
     });
 
-    // The rows of each partition, partitions in time order.
-    let mut partitions: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    // The rows of each partition, partitions in time order, each with the
+    // instant it ends.
+    let mut partitions: BTreeMap<String, (i64, Vec<&str>)> = BTreeMap::new();
     for (key, row) in &rows {
+        let end = row.start.map_or(i64::MAX, |t| {
+            (t.div_euclid(HOUR_NS) + 1).saturating_mul(HOUR_NS)
+        });
         partitions
             .entry(partition_of(row.start))
-            .or_default()
+            .or_insert((end, Vec::new()))
+            .1
             .push(key);
     }
 
@@ -121,7 +130,7 @@ pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome>
     };
     let mut closed: Vec<Closed> = Vec::new();
     let mut high = i64::MIN;
-    for (partition, keys) in &partitions {
+    for (partition, (end, keys)) in &partitions {
         let keys = DataFrame::new(
             keys.len(),
             vec![Column::new("request_key".into(), keys.as_slice())],
@@ -149,7 +158,10 @@ pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome>
                 let ks = crate::correlate::keys(&ev);
                 corr.push(ev, ks, high);
             }
-            corr.close_idle(high, &mut closed);
+            // Not beyond the partition's end: the rows of the next one (a
+            // span that started just after the hour, its gateway line just
+            // before) are still to come.
+            corr.close_idle(high.min(*end), &mut closed);
             join.requests(&mut closed)?;
         }
     }

@@ -1056,3 +1056,99 @@ fn a_half_that_reaches_the_store_after_a_reconcile_is_joined_by_the_next() {
     assert!(said.contains("requests joined"), "{said}");
     assert_eq!(store_rows(&split), store_rows(&whole));
 }
+
+#[test]
+fn halves_either_side_of_an_hour_partition_boundary_still_join() {
+    // 10:59:59.9 a gateway line (partition hour 10) whose span starts at
+    // 11:00:00.1 (partition hour 11); meanwhile a long request of hour 10
+    // has events until 11:00:03, past the 1 s window. Reading hour 10 to its
+    // last event must not close the gateway line before hour 11 is read.
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("inputs");
+    std::fs::create_dir_all(inputs.join("gateway")).unwrap();
+    std::fs::create_dir_all(inputs.join("otel")).unwrap();
+    let (t1, t2) = (
+        "5b8efff798038103d269b633813fc60c",
+        "6c9f00a8a9149214e37ac744924ad71d",
+    );
+    let base = 1_795_690_800_i64; // 2026-11-26T11:00:00Z
+                                  // nginx writes the line when the request ends: `$msec` is its end.
+    let line = |rid: &str, trace: &str, parent: &str, start_ms: i64, rt_ms: i64, status: u16| {
+        let t = chrono::DateTime::from_timestamp_millis(base * 1000 + start_ms + rt_ms).unwrap();
+        let rt = format!("{}.{:03}", rt_ms / 1000, rt_ms % 1000);
+        format!(
+            "127.0.0.1 - - [{}] \"GET /v1/orders/1 HTTP/1.1\" {status} 14 \"-\" \"curl/8.0\" rid={rid} rt={rt} uct=\"0.001\" urt=\"{rt}\" us=\"{status}\" ua=\"127.0.0.1:8081\" xrid=- tp=00-{trace}-{parent}-01 lrs=- consumer=acme host=api.example.com msec={}.{:03}\n",
+            t.format("%d/%b/%Y:%H:%M:%S +0000"),
+            t.timestamp(),
+            t.timestamp_subsec_millis()
+        )
+    };
+    // Each client span (the traceparent's parent id) is its trace's own.
+    let (p1, p2) = ("1111111111111111", "2222222222222222");
+    let gateway = line(
+        "0f2b6a1c9d8e4f7a0b1c2d3e4f5a6b7c",
+        t2,
+        p2,
+        -2_000,
+        5_100,
+        200,
+    ) + &line("1a2b3c4d5e6f708192a3b4c5d6e7f809", t1, p1, -100, 400, 502);
+    std::fs::write(inputs.join("gateway/access.log"), gateway).unwrap();
+    let ns = |ms: i64| ((base * 1000 + ms) * 1_000_000).to_string();
+    let span = |trace: &str, id: &str, parent: Option<&str>, from: i64, to: i64, status: u16| {
+        let mut s = serde_json::json!({"traceId": trace, "spanId": id, "name": "GET /v1/orders/{id}", "kind": 2,
+            "startTimeUnixNano": ns(from), "endTimeUnixNano": ns(to),
+            "attributes": [{"key": "http.response.status_code", "value": {"intValue": status.to_string()}}],
+            "status": {"code": if status >= 500 { 2 } else { 0 }}});
+        if let Some(p) = parent {
+            s["parentSpanId"] = p.into();
+            s["kind"] = 3.into();
+        }
+        s
+    };
+    let doc = |spans: Vec<Value>| {
+        serde_json::json!({"resourceSpans": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "orders"}}]},
+            "scopeSpans": [{"spans": spans}]}]})
+        .to_string()
+    };
+    let traces = [
+        doc(vec![
+            span(t2, "aaaaaaaaaaaaaaa1", Some(p2), -1_990, 3_050, 200),
+            span(
+                t2,
+                "aaaaaaaaaaaaaaa2",
+                Some("aaaaaaaaaaaaaaa1"),
+                3_000,
+                3_040,
+                200,
+            ),
+        ]),
+        doc(vec![span(t1, "bbbbbbbbbbbbbbb1", Some(p1), 100, 250, 502)]),
+    ]
+    .join("\n");
+    std::fs::write(inputs.join("otel/traces.jsonl"), traces + "\n").unwrap();
+
+    let write = |input: &Path, store: &Path| {
+        let out = tracejoin(&[
+            "analyze",
+            input.to_str().unwrap(),
+            "--window",
+            "1s",
+            "--out",
+            store.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    let _ = std::process::Command::new("cp")
+        .args(["-r", inputs.to_str().unwrap(), "/tmp/hb-inputs"])
+        .status();
+    write(&inputs, &whole);
+    write(&inputs.join("gateway"), &split);
+    write(&inputs.join("otel"), &split);
+    let one = store_rows(&whole);
+    assert_eq!(one.len(), 2, "{one:#?}");
+    crate::common::reconcile(&split);
+    assert_eq!(store_rows(&split), one);
+}

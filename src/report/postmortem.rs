@@ -630,13 +630,14 @@ pub fn html(d: &Data) -> String {
     for r in &d.runs {
         let _ = write!(
             s,
-            "<p>run <code>{}</code> by {} at {}: {} requests, {} failed, window {} ms; rule pack sha256 <code>{}</code></p><p class=\"muted\">inputs: {}</p>",
+            "<p>run <code>{}</code> by {} at {}: {} requests, {} failed, window {} ms{}; rule pack sha256 <code>{}</code></p><p class=\"muted\">inputs: {}</p>",
             h(&r.run),
             h(&r.tool),
             h(&r.written_at),
             r.requests,
             r.failed,
             r.window_ms,
+            replaces(r),
             h(&r.rule_pack_hash),
             r.inputs.iter().map(|i| format!("{} ({} bytes)", h(&i.path), i.bytes)).collect::<Vec<_>>().join(", ")
         );
@@ -756,6 +757,23 @@ pub fn markdown(d: &Data) -> String {
             r.rules.len(),
             r.tool
         );
+    }
+    s
+}
+
+/// What a run replaced, for the list of runs: rows it superseded, and the
+/// runs `reconcile` joined.
+fn replaces(r: &crate::store::RunEntry) -> String {
+    let mut s = String::new();
+    if r.superseded > 0 {
+        let _ = write!(
+            s,
+            ", replacing {} rows of earlier emissions or runs",
+            r.superseded
+        );
+    }
+    if !r.reconciles.is_empty() {
+        let _ = write!(s, " (reconcile of runs {})", h(&r.reconciles.join(", ")));
     }
     s
 }

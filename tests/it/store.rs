@@ -988,6 +988,24 @@ fn halves_written_by_separate_runs_reconcile_to_the_single_run() {
     let said = crate::common::reconcile(&split);
     assert!(said.contains("from 4 runs"), "{said}");
     assert_eq!(store_rows(&split), one, "reconciled halves equal one run");
+    // The file-by-file readers (incidents, the report) count each request once.
+    let incidents = tracejoin(&["incidents", "--store", split.to_str().unwrap()]);
+    let said = format!("{}{}", stdout(&incidents), stderr(&incidents));
+    assert!(said.contains("in 300 requests (132 failed)"), "{said}");
+    let html = dir.path().join("report.html");
+    let report = tracejoin(&[
+        "report",
+        "--store",
+        split.to_str().unwrap(),
+        "-o",
+        html.to_str().unwrap(),
+    ]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("replacing 693 rows"),
+        "the runs list says what reconcile replaced"
+    );
     // A request found by its id is the joined one, whole.
     let failed = query(
         &whole,

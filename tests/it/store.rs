@@ -985,8 +985,8 @@ fn halves_written_by_separate_runs_reconcile_to_the_single_run() {
     assert_eq!(one.len(), 300);
     assert!(halves.len() > 600, "{}", halves.len());
 
-    let said = crate::common::reconcile(&split);
-    assert!(said.contains("from 4 runs"), "{said}");
+    let said_reconcile = crate::common::reconcile(&split);
+    assert!(said_reconcile.contains("from 4 runs"), "{said_reconcile}");
     assert_eq!(store_rows(&split), one, "reconciled halves equal one run");
     // The file-by-file readers (incidents, the report) count each request once.
     let incidents = tracejoin(&["incidents", "--store", split.to_str().unwrap()]);
@@ -1002,9 +1002,14 @@ fn halves_written_by_separate_runs_reconcile_to_the_single_run() {
     ]);
     assert!(report.status.success(), "{}", stderr(&report));
     let page = std::fs::read_to_string(&html).unwrap();
+    let replaced = said_reconcile
+        .split("replacing ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .unwrap();
     assert!(
-        page.contains("replacing 693 rows"),
-        "the runs list says what reconcile replaced"
+        page.contains(&format!("replacing {replaced} rows")),
+        "the runs list says what reconcile replaced: {said_reconcile}"
     );
     // A request found by its id is the joined one, whole.
     let failed = query(

@@ -15,6 +15,8 @@
 //! Sources: opentelemetry-collector-contrib `receiver/filelogreceiver`
 //! README (`include_file_name`: "add the file name as the attribute
 //! `log.file.name`"; `include_file_path`, `include_file_record_number`),
+//! `pkg/stanza/fileconsumer/attrs` (the attribute names), the fileconsumer
+//! reader (`RecordNum` incremented before it is set: the first line is 1),
 //! `pkg/stanza/docs/operators/trace_parser.md`.
 
 use super::registry::{Format, Registry};

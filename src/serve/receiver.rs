@@ -93,8 +93,9 @@ impl Receiver {
         }
     }
 
-    /// Log records that carry a gateway's line (a `log.file.name` attribute,
-    /// a body one of `registry`'s gateway formats reads) become that line's event.
+    /// Log records that carry a gateway's line (a file attribute, a body that
+    /// detection reads with a gateway format) become that line's event; they
+    /// still count as logs received.
     pub fn reading_shipped_lines(mut self, registry: Arc<crate::parse::Registry>) -> Receiver {
         self.shipped = Some(crate::parse::shipped::ShippedLines::new(registry));
         self

@@ -43,8 +43,17 @@ impl Args {
                 out.read
             ),
             Some(e) => eprintln!(
-                "tracejoin: reconcile: {} requests read back from {runs} runs ({} events); {} requests joined and written as run {} ({} failed), replacing {} stored rows",
-                out.read, out.events, out.written, e.run, e.failed, out.superseded
+                "tracejoin: reconcile: {} requests read back from {runs} runs ({} events{}); {} requests joined and written as run {} ({} failed), replacing {} stored rows",
+                out.read,
+                out.events,
+                match out.duplicates {
+                    0 => String::new(),
+                    n => format!(", {n} of them stored twice and joined once"),
+                },
+                out.written,
+                e.run,
+                e.failed,
+                out.superseded
             ),
         }
         Ok(EXIT_OK)

@@ -51,6 +51,10 @@ pub struct Outcome {
     pub written: u64,
     /// Stored rows those replace.
     pub superseded: u64,
+    /// Events read back twice (stored by two rows: a request a live run
+    /// re-emitted amended after an earlier reconcile joined it, a span
+    /// delivered twice), joined once.
+    pub duplicates: u64,
     /// The run written, if any request changed.
     pub entry: Option<RunEntry>,
 }
@@ -127,7 +131,16 @@ pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome>
             entry
         },
         written: 0,
+        aliases: HashMap::default(),
     };
+    // Each event once, by what it is: a span by its trace and span id,
+    // anything else by where it came from, its time and its text; the row
+    // whose copy is kept, by its index in `row_keys`.
+    let row_keys: Vec<&String> = rows.keys().collect();
+    let index: HashMap<&str, u32> = (row_keys.iter().enumerate())
+        .map(|(i, k)| (k.as_str(), i as u32))
+        .collect();
+    let mut seen: HashMap<u64, u32> = HashMap::default();
     let mut closed: Vec<Closed> = Vec::new();
     let mut high = i64::MIN;
     for (partition, (end, keys)) in &partitions {
@@ -148,10 +161,26 @@ pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome>
             let from = slice.column("request_key")?.str()?;
             for (i, mut ev) in events_of(&slice)?.into_iter().enumerate() {
                 out.events += 1;
-                ev.attributes.push((
-                    READ_FROM.into(),
-                    from.get(i).unwrap_or_default().to_string(),
-                ));
+                let key = from.get(i).unwrap_or_default();
+                let row = index.get(key).copied().unwrap_or(u32::MAX);
+                match seen.entry(identity(&ev)) {
+                    std::collections::hash_map::Entry::Occupied(kept) => {
+                        out.duplicates += 1;
+                        if *kept.get() != row {
+                            if let Some(k) = row_keys.get(*kept.get() as usize) {
+                                join.aliases
+                                    .entry(k.to_string())
+                                    .or_default()
+                                    .insert(key.to_string());
+                            }
+                        }
+                        continue;
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(row);
+                    }
+                }
+                ev.attributes.push((READ_FROM.into(), key.to_string()));
                 if let Some(t) = ev.ts {
                     high = high.max(t);
                 }
@@ -167,6 +196,15 @@ pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome>
     }
     corr.close_all(&mut closed);
     join.requests(&mut closed)?;
+    // Copies met after the row they copy was already closed: that row stands
+    // (written again or as stored), the copies go.
+    let late: Vec<String> = join.aliases.drain().flat_map(|(_, c)| c).collect();
+    if !late.is_empty() {
+        let writer = join.writer()?;
+        for key in late {
+            writer.supersede(key);
+        }
+    }
     out.written = join.written;
     if let Some(mut writer) = join.writer {
         out.superseded = writer.superseded_count() as u64;
@@ -317,6 +355,25 @@ fn hash(id: &str) -> u64 {
     BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(id)
 }
 
+/// What an event is, whichever row stored it: a span by its trace and span
+/// id (unique in its trace), anything else by its origin, time and text.
+fn identity(ev: &crate::event::Event) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let h = BuildHasherDefault::<rustc_hash::FxHasher>::default();
+    match (&ev.span, &ev.trace_id, &ev.span_id) {
+        (Some(_), Some(t), Some(s)) => h.hash_one(("span", t.as_str(), s.as_str())),
+        _ => {
+            let origin = ev.origin.as_ref();
+            h.hash_one((
+                ev.source().as_str(),
+                origin.map(|o| (&*o.file, o.line, o.item.as_deref())),
+                ev.ts,
+                ev.message.as_deref(),
+            ))
+        }
+    }
+}
+
 /// One row per list item; an empty list gives none.
 fn explode() -> ExplodeOptions {
     ExplodeOptions {
@@ -350,9 +407,22 @@ struct Join<'a> {
     /// The run to write, once a request differs.
     entry: RunEntry,
     written: u64,
+    /// Stored rows whose events another row also holds, by the row whose
+    /// copy was kept: replaced with it.
+    aliases: HashMap<String, BTreeSet<String>>,
 }
 
 impl Join<'_> {
+    /// The run's writer, created with its first row.
+    fn writer(&mut self) -> Result<&mut StoreWriter> {
+        match self.writer {
+            Some(ref mut w) => Ok(w),
+            None => Ok(self
+                .writer
+                .insert(StoreWriter::create(self.dir, self.entry.clone())?)),
+        }
+    }
+
     fn requests(&mut self, closed: &mut Vec<Closed>) -> Result<()> {
         for mut c in closed.drain(..) {
             let mut from: BTreeSet<String> = BTreeSet::new();
@@ -363,21 +433,23 @@ impl Join<'_> {
             }
             let mut request = build_closed(c);
             self.attempts.mark(&mut request);
+            // Rows whose events were all copies of these.
+            let copies: BTreeSet<String> = (from.iter())
+                .filter_map(|k| self.aliases.remove(k))
+                .flatten()
+                .collect();
             // Rebuilt exactly as stored: nothing to write.
             let single = from.iter().next().filter(|_| from.len() == 1);
-            if single
-                .and_then(|k| self.rows.get(k))
-                .is_some_and(|r| r.events == request.events.len() as i64)
+            if copies.is_empty()
+                && single
+                    .and_then(|k| self.rows.get(k))
+                    .is_some_and(|r| r.events == request.events.len() as i64)
             {
                 continue;
             }
+            from.extend(copies);
             let verdict = self.engine.evaluate(&self.evaluator, &request);
-            let writer = match &mut self.writer {
-                Some(w) => w,
-                None => self
-                    .writer
-                    .insert(StoreWriter::create(self.dir, self.entry.clone())?),
-            };
+            let writer = self.writer()?;
             writer.add(&Labelled { request, verdict })?;
             for key in from {
                 writer.supersede(key);

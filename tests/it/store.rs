@@ -1175,3 +1175,26 @@ fn halves_either_side_of_an_hour_partition_boundary_still_join() {
     crate::common::reconcile(&split);
     assert_eq!(store_rows(&split), one);
 }
+
+#[test]
+fn a_half_stored_again_with_more_events_after_a_reconcile_is_joined_once() {
+    // A live instance re-emits a request amended by late events after a
+    // reconcile joined its first emission: the store then holds that
+    // emission's events twice, in the joined row and in the amended half.
+    let inputs = sample_logs_copy(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    write_store(inputs.path(), &whole);
+    write_store(&inputs.path().join("gateway"), &split);
+    write_store(&inputs.path().join("otel"), &split);
+    assert!(crate::common::reconcile(&split).contains("requests joined"));
+    let part = |p: &str| inputs.path().join(p).display().to_string();
+    let (otel, orders, payments) = (part("otel"), part("orders"), part("payments"));
+    let split_dir = split.display().to_string();
+    let again = tracejoin(&["analyze", &otel, &orders, &payments, "--out", &split_dir]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let said = crate::common::reconcile(&split);
+    assert!(said.contains("stored twice and joined once"), "{said}");
+    assert_eq!(store_rows(&split), store_rows(&whole));
+    assert!(crate::common::reconcile(&split).contains("nothing to join"));
+}

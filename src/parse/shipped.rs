@@ -34,13 +34,17 @@ const RECORD_NUMBER: &str = "log.file.record_number";
 /// Files remembered with the format their lines read as.
 const REMEMBERED: usize = 1024;
 
+/// A file's gateway format, and the file's name as origins carry it.
+type Chosen = (Arc<Format>, Arc<str>);
+
 /// Reads log records that carry a gateway's line as that line. Which gateway
 /// format a file's lines are is found on its first record and remembered.
 pub struct ShippedLines {
     registry: Arc<Registry>,
-    /// File name → its gateway format, or `None` when its lines are not a
-    /// gateway's (an application's log shipped the same way).
-    chosen: Mutex<HashMap<String, Option<Arc<Format>>>>,
+    /// File → its gateway format and its name as origins carry it, or
+    /// `None` when its lines are not a gateway's (an application's log
+    /// shipped the same way).
+    chosen: Mutex<HashMap<String, Option<Chosen>>>,
 }
 
 impl ShippedLines {
@@ -69,25 +73,22 @@ impl ShippedLines {
             return false;
         }
         let attribute = |name: &str| {
-            ev.attributes
-                .iter()
+            (ev.attributes.iter())
                 .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.as_str())
         };
         let Some(file) = FILE_ATTRIBUTES.iter().find_map(|a| attribute(a)) else {
             return false;
         };
         let line_number = attribute(RECORD_NUMBER).and_then(|n| n.parse::<u64>().ok());
-        let Some(mut gateway) = ev
-            .message
-            .as_deref()
-            .and_then(|line| self.read(&file, line))
+        let Some((mut gateway, name)) =
+            ev.message.as_deref().and_then(|line| self.read(file, line))
         else {
             return false;
         };
         gateway.origin = match line_number {
             Some(line) => Some(Origin {
-                file: Arc::from(file.as_str()),
+                file: name,
                 line,
                 item: None,
             }),
@@ -103,13 +104,14 @@ impl ShippedLines {
         true
     }
 
-    /// The line's event by the file's gateway format, chosen on first sight.
-    fn read(&self, file: &str, line: &str) -> Option<Event> {
+    /// The line's event by the file's gateway format, chosen on first sight,
+    /// and the file's name as origins carry it.
+    fn read(&self, file: &str, line: &str) -> Option<(Event, Arc<str>)> {
         let known = self.chosen.lock().ok()?.get(file).cloned();
-        let format = match known {
+        let (format, name) = match known {
             Some(f) => f?,
             None => {
-                let f = self.choose(line);
+                let f = self.choose(line).map(|f| (f, Arc::from(file)));
                 if let Ok(mut chosen) = self.chosen.lock() {
                     if chosen.len() >= REMEMBERED {
                         chosen.clear();
@@ -120,9 +122,9 @@ impl ShippedLines {
             }
         };
         let mut out = Vec::with_capacity(1);
-        let name: Arc<str> = Arc::from(file);
         format.parse(line, &name, 0, &mut out).ok()?;
-        out.pop().filter(|_| out.is_empty())
+        let event = out.pop().filter(|_| out.is_empty())?;
+        Some((event, name))
     }
 
     /// The format that reads the line with the most fields (then the higher

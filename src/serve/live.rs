@@ -7,7 +7,7 @@ use super::intake::{Counters, Msg, Outlet};
 use super::memory::{Level, Limiter};
 use crate::analysis::label_closed;
 use crate::correlate::{Attempts, Closed, Correlator, LiveLimits, SkewEstimator, WindowStats};
-use crate::labelled::Labelled;
+use crate::labelled::{Emissions, Labelled};
 use crate::report::summary::{Contribution, Summary};
 use crate::rules::Engine;
 use crate::sink::LabelledSink;
@@ -64,7 +64,9 @@ pub fn run(
     opts: &LiveOptions,
     mut sink: LabelledSink,
 ) -> Finished {
-    let mut emitted = Emitted::new(opts.limits.retain);
+    // What each emitted request added to the summary, for as many as the
+    // correlator retains for amendment.
+    let mut emitted: Emissions<Contribution> = Emissions::new(opts.limits.retain);
     let mut last_store = Instant::now();
     let mut corr = Correlator::new(opts.window_ms).live(opts.limits);
     if opts.infer_joins {
@@ -204,59 +206,6 @@ pub fn run(
         window: corr.stats,
         skew: skew.finish(),
         write_error: outcome.json_error,
-    }
-}
-
-/// What each recently emitted request added to the summary, for as many
-/// requests as the correlator retains for amendment; each known by the origin
-/// of its first event. A request re-emitted amended holds every event of its
-/// earlier emission, so one of its events finds it; ids would not do:
-/// requests of one trace share its trace id.
-struct Emitted {
-    by_origin: rustc_hash::FxHashMap<String, Contribution>,
-    order: std::collections::VecDeque<String>,
-    cap: usize,
-}
-
-impl Emitted {
-    fn new(cap: usize) -> Emitted {
-        Emitted {
-            by_origin: Default::default(),
-            order: Default::default(),
-            cap,
-        }
-    }
-
-    fn keep(&mut self, events: &[crate::event::Event], c: Contribution) {
-        let Some(origin) = events.first().and_then(|e| e.origin.as_ref()) else {
-            return;
-        };
-        if self.cap == 0 {
-            return;
-        }
-        let origin = origin.to_string();
-        self.by_origin.insert(origin.clone(), c);
-        self.order.push_back(origin);
-        while self.order.len() > self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.by_origin.remove(&old);
-            }
-        }
-    }
-
-    /// Forgets every request (shedding: the correlator forgot them too).
-    fn clear(&mut self) {
-        self.by_origin.clear();
-        self.order.clear();
-    }
-
-    /// The contribution of the earlier emission of the request these events
-    /// now make, removed.
-    fn take(&mut self, events: &[crate::event::Event]) -> Option<Contribution> {
-        events
-            .iter()
-            .filter_map(|e| e.origin.as_ref())
-            .find_map(|o| self.by_origin.remove(&o.to_string()))
     }
 }
 

@@ -219,6 +219,12 @@ pub fn live_run_id(now_ns: i64, pid: u32) -> String {
     format!("live{}", &hex(&id.finalize())[..12])
 }
 
+/// A request key is `<prefix>-<n>`: the prefix is the first twelve
+/// characters of its run's id, so a key names its run.
+pub fn key_prefix(run_or_key: &str) -> &str {
+    &run_or_key[..run_or_key.len().min(12)]
+}
+
 fn schema_v1() -> u32 {
     1
 }

@@ -27,9 +27,10 @@ pub struct Store {
     /// The readable files of `requests`, `events`, `index` and `superseded`,
     /// found and checked once when the store opens.
     files: [Vec<PathBuf>; 4],
-    /// Request rows a later run replaced (`superseded/`): left out of every
-    /// table and lookup.
-    superseded: Option<DataFrame>,
+    /// Request rows a later run replaced (`superseded/`), by the run whose
+    /// rows they are (the first twelve characters of its id, which begin its
+    /// request keys): left out of every table and lookup.
+    superseded: BTreeMap<String, DataFrame>,
 }
 
 const TABLES: [&str; 4] = ["requests", "events", "index", "superseded"];
@@ -242,7 +243,7 @@ impl Store {
                 manifest,
                 skipped: Vec::new(),
                 files: Default::default(),
-                superseded: None,
+                superseded: BTreeMap::new(),
             }
             .checked()?),
             None => bail!(
@@ -269,46 +270,53 @@ impl Store {
                 .select([col("request_key")])
                 .unique(None, UniqueKeepStrategy::Any)
                 .collect();
-            self.superseded = Some(anyhow::Context::context(
-                keys,
-                "cannot read the superseded request keys",
-            )?);
+            let keys = anyhow::Context::context(keys, "cannot read the superseded request keys")?;
+            let mut by_run: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+            for key in keys.column("request_key")?.str()?.iter().flatten() {
+                let run = super::key_prefix(key);
+                by_run.entry(run.to_string()).or_default().push(key);
+            }
+            for (run, keys) in by_run {
+                let column = Column::new("request_key".into(), keys.as_slice());
+                self.superseded
+                    .insert(run, DataFrame::new(keys.len(), vec![column])?);
+            }
         }
         Ok(self)
     }
 
-    /// The superseded keys of the run that wrote `file` (its request keys
-    /// start with the first twelve characters of its id): what a file-by-file
-    /// fold anti-joins, instead of every run's.
-    fn superseded_in(&self, file: &Path) -> Option<DataFrame> {
-        let keys = self.superseded.as_ref()?;
-        let name = file.file_name()?.to_str()?;
-        let run = self
-            .manifest
-            .runs
-            .iter()
-            .find(|r| name.contains(&format!("-{}-", r.run)))?;
-        let prefix = &run.run[..run.run.len().min(12)];
-        let mine = keys
-            .clone()
-            .lazy()
-            .filter(col("request_key").str().starts_with(lit(prefix)))
-            .collect()
-            .ok()?;
-        (mine.height() > 0).then_some(mine)
+    /// `lf` (of the run `run`, or of every run) without the rows a later run
+    /// replaced.
+    fn current(&self, lf: LazyFrame, run: Option<&str>) -> Result<LazyFrame> {
+        let keys = match run {
+            Some(run) => match self.superseded.get(super::key_prefix(run)) {
+                Some(keys) => keys.clone(),
+                None => return Ok(lf),
+            },
+            None if self.superseded.is_empty() => return Ok(lf),
+            None => {
+                let mut all =
+                    DataFrame::empty_with_schema(&super::table::schema(SUPERSEDED[..1].as_ref()));
+                for keys in self.superseded.values() {
+                    all.vstack_mut(keys)?;
+                }
+                all
+            }
+        };
+        Ok(lf.join(
+            keys.lazy(),
+            [col("request_key")],
+            [col("request_key")],
+            JoinArgs::new(JoinType::Anti),
+        ))
     }
 
-    /// `lf` without the rows a later run replaced.
-    fn current(&self, lf: LazyFrame) -> LazyFrame {
-        match &self.superseded {
-            None => lf,
-            Some(keys) => lf.join(
-                keys.clone().lazy(),
-                [col("request_key")],
-                [col("request_key")],
-                JoinArgs::new(JoinType::Anti),
-            ),
-        }
+    /// The run that wrote a file (its name holds the run id).
+    fn run_of(&self, file: &Path) -> Option<&str> {
+        let name = file.file_name()?.to_str()?;
+        (self.manifest.runs.iter())
+            .find(|r| name.contains(&format!("-{}-", r.run)))
+            .map(|r| r.run.as_str())
     }
 
     fn files(&self, table: &str) -> &[PathBuf] {
@@ -334,7 +342,7 @@ impl Store {
         let lf = anyhow::Context::with_context(self.scan_versioned(files, true, schema), || {
             format!("cannot read the {table} table")
         })?;
-        Ok(self.current(lf))
+        self.current(lf, None)
     }
 
     /// `requests` or `events` as one lazy frame per file, without the Hive
@@ -353,15 +361,7 @@ impl Store {
                     self.scan_versioned(std::slice::from_ref(p), false, schema),
                     || format!("cannot read {}", p.display()),
                 )
-                .map(|lf| match self.superseded_in(p) {
-                    None => lf,
-                    Some(keys) => lf.join(
-                        keys.lazy(),
-                        [col("request_key")],
-                        [col("request_key")],
-                        JoinArgs::new(JoinType::Anti),
-                    ),
-                })
+                .and_then(|lf| self.current(lf, Some(self.run_of(p).unwrap_or(""))))
             })
             .collect()
     }
@@ -458,12 +458,10 @@ impl Store {
     }
 
     fn is_superseded(&self, key: &str) -> bool {
-        self.superseded.as_ref().is_some_and(|df| {
-            df.column("request_key")
-                .ok()
-                .and_then(|c| c.str().ok())
-                .is_some_and(|c| c.iter().any(|k| k == Some(key)))
-        })
+        self.superseded
+            .get(super::key_prefix(key))
+            .and_then(|df| df.column("request_key").ok()?.str().ok().cloned())
+            .is_some_and(|keys| keys.iter().any(|k| k == Some(key)))
     }
 }
 

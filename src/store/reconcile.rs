@@ -78,13 +78,12 @@ pub fn reconcile(dir: &Path, engine: &Engine, opts: &Options) -> Result<Outcome>
     if rows.is_empty() {
         return Ok(out);
     }
-    // Each run's request keys start with its id's first twelve characters.
     let run_of = |key: &str| {
         store
             .manifest
             .runs
             .iter()
-            .find(|r| key.starts_with(&r.run[..r.run.len().min(12)]))
+            .find(|r| super::key_prefix(key) == super::key_prefix(&r.run))
     };
     let runs: BTreeSet<&str> = rows
         .keys()
@@ -239,7 +238,7 @@ fn candidates(store: &Store, infer_joins: bool) -> Result<BTreeMap<String, Row>>
     let mut holder: HashMap<u64, u32> = HashMap::default();
     for file in &files {
         each_id(file.clone(), |key, id| {
-            let run = &key[..key.len().min(12)];
+            let run = super::key_prefix(key);
             let r = match runs.iter().position(|x| x == run) {
                 Some(r) => r as u32,
                 None => {

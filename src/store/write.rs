@@ -10,7 +10,7 @@
 use super::schema::{self, event_row, request_row, SCHEMA_VERSION};
 use super::table::{Table, Val};
 use super::{Manifest, RunEntry};
-use crate::labelled::Labelled;
+use crate::labelled::{Emissions, Labelled};
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use std::borrow::Cow;
@@ -47,47 +47,9 @@ pub struct StoreWriter {
     /// Request keys this run replaces, not yet written (`superseded/`).
     superseded: Vec<String>,
     superseded_files: u32,
-    /// Live runs: the keys of the last requests written, by each of their
-    /// ids, so that a request re-emitted amended supersedes its earlier row.
-    recent: Recent,
-}
-
-/// The last `cap` requests written, each by the origin of its first event
-/// (oldest forgotten first). A request re-emitted amended holds every event
-/// of its earlier emission, so one of its events names that emission's row;
-/// ids would not do: requests of one trace share its trace id.
-#[derive(Default)]
-struct Recent {
-    cap: usize,
-    by_origin: std::collections::HashMap<String, String>,
-    order: std::collections::VecDeque<String>,
-}
-
-impl Recent {
-    /// The key an earlier emission of this request was written under.
-    fn earlier(&self, events: &[crate::event::Event]) -> Option<String> {
-        events
-            .iter()
-            .filter_map(|e| e.origin.as_ref())
-            .find_map(|o| self.by_origin.get(&o.to_string()).cloned())
-    }
-
-    fn remember(&mut self, events: &[crate::event::Event], key: &str) {
-        let Some(origin) = events.first().and_then(|e| e.origin.as_ref()) else {
-            return;
-        };
-        if self.cap == 0 {
-            return;
-        }
-        let origin = origin.to_string();
-        self.by_origin.insert(origin.clone(), key.to_string());
-        self.order.push_back(origin);
-        while self.order.len() > self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.by_origin.remove(&old);
-            }
-        }
-    }
+    /// Live runs: the keys of the last requests written, so that a request
+    /// re-emitted amended supersedes its earlier row.
+    recent: Emissions<String>,
 }
 
 const HOUR_NS: i64 = 3_600_000_000_000;
@@ -312,14 +274,14 @@ impl StoreWriter {
             latest_hour: None,
             superseded: Vec::new(),
             superseded_files: 0,
-            recent: Recent::default(),
+            recent: Emissions::new(0),
         })
     }
 
     /// Live runs: remember the keys of the last `n` requests written, so that
     /// one emitted again amended (revision 2..) supersedes its earlier row.
     pub fn remember_last(&mut self, n: usize) {
-        self.recent.cap = n;
+        self.recent = Emissions::new(n);
     }
 
     /// Rows superseded so far.
@@ -334,13 +296,13 @@ impl StoreWriter {
 
     pub fn add(&mut self, l: &Labelled) -> Result<()> {
         self.next_key += 1;
-        let key = format!("{}-{}", &self.run[..self.run.len().min(12)], self.next_key);
+        let key = format!("{}-{}", super::key_prefix(&self.run), self.next_key);
         if l.request.revision > 1 {
-            if let Some(earlier) = self.recent.earlier(&l.request.events) {
+            if let Some(earlier) = self.recent.take(&l.request.events) {
                 self.superseded.push(earlier);
             }
         }
-        self.recent.remember(&l.request.events, &key);
+        self.recent.keep(&l.request.events, key.clone());
         let partition = self.partition(l.request.start);
         if let Some(hour) = l.request.start.map(|t| t.div_euclid(HOUR_NS)) {
             if self.latest_hour.is_none_or(|h| hour > h) {
@@ -491,48 +453,5 @@ impl StoreWriter {
     pub fn finish(mut self) -> Result<RunEntry> {
         self.flush_all()?;
         Ok(self.entry)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Recent;
-    use crate::event::{Event, Origin};
-    use std::sync::Arc;
-
-    fn event(file: &str, line: u64) -> Event {
-        Event {
-            origin: Some(Origin {
-                file: Arc::from(file),
-                line,
-                item: None,
-            }),
-            // Both requests are of one trace, as a client keeping its trace makes them.
-            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn an_amended_request_finds_its_own_earlier_row_not_a_trace_neighbours() {
-        let mut recent = Recent {
-            cap: 10,
-            ..Default::default()
-        };
-        let first = [event("otlp-http", 1)];
-        let second = [event("otlp-http", 2)];
-        recent.remember(&first, "k-1");
-        recent.remember(&second, "k-2");
-        // The second request, amended by its late gateway line (earlier in time).
-        let amended = [event("access.log", 9), event("otlp-http", 2)];
-        assert_eq!(recent.earlier(&amended).as_deref(), Some("k-2"));
-        // Forgotten beyond the cap.
-        let mut small = Recent {
-            cap: 1,
-            ..Default::default()
-        };
-        small.remember(&first, "k-1");
-        small.remember(&second, "k-2");
-        assert_eq!(small.earlier(&first), None);
     }
 }

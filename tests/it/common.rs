@@ -120,3 +120,20 @@ pub fn reconcile(store: &Path) -> String {
     assert!(out.status.success(), "{}", stderr(&out));
     stderr(&out)
 }
+
+/// Every request of a store as a user compares two stores of the same data:
+/// its ids, start, verdict, evidence, blame, joins and flags, one JSON text
+/// each, sorted.
+pub fn request_rows(store: &Path) -> Vec<String> {
+    let mut rows: Vec<String> = query(
+        store,
+        "SELECT request_id, trace_id, start_ns, status, failed, label, rule, explanation, \
+         evidence, cause_kind, cause_service, cause_origin, cause_path, sources, flags, events, \
+         \"join\", attempt, retry_of FROM requests",
+    )
+    .iter()
+    .map(serde_json::Value::to_string)
+    .collect();
+    rows.sort();
+    rows
+}

@@ -443,27 +443,20 @@ fn a_gateway_line_after_its_spans_joins_them_and_a_late_one_re_emits_the_request
     );
 }
 
-/// What a user compares between two stores of the same traffic: every
-/// request's verdict, cause, joins and flags, by its gateway request id
-/// (or trace id), in a stable order. An OTLP origin names the message on the
-/// instance that received it (`otlp-grpc:10#<span id>`, `otlp-http:7#log2`
-/// for the third log record of a message): those numbers are left out, the
-/// span id kept.
+/// [`crate::common::request_rows`] of a store written live. An OTLP origin
+/// names the message on the instance that received it (`otlp-grpc:10#<span
+/// id>`, `otlp-http:7#log2` for the third log record of a message): those
+/// numbers are left out, the span id kept.
 fn verdicts(store: &Path) -> Vec<String> {
     let record = regex::Regex::new(r"(otlp-(?:grpc|http)):\d+#log\d+").unwrap();
     let message = regex::Regex::new(r"(otlp-(?:grpc|http)):\d+#").unwrap();
-    let mut rows: Vec<String> = crate::common::query(
-        store,
-        "SELECT request_id, trace_id, status, failed, label, rule, explanation, evidence, \
-         cause_kind, cause_service, cause_origin, sources, flags, events, \"join\", attempt, retry_of \
-         FROM requests",
-    )
-    .iter()
-    .map(|v| {
-        let v = record.replace_all(&v.to_string(), "$1:N#logN").into_owned();
-        message.replace_all(&v, "$1:N#").into_owned()
-    })
-    .collect();
+    let mut rows: Vec<String> = crate::common::request_rows(store)
+        .iter()
+        .map(|v| {
+            let v = record.replace_all(v, "$1:N#logN").into_owned();
+            message.replace_all(&v, "$1:N#").into_owned()
+        })
+        .collect();
     rows.sort();
     rows
 }

@@ -952,22 +952,6 @@ fn a_store_of_schema_version_1_answers_as_a_new_one() {
     assert!(stdout(&inc).contains("in 600 requests"), "{}", stdout(&inc));
 }
 
-/// Every request of a store as a user compares two stores: by ids, with its
-/// verdict, cause, evidence, joins and flags, sorted.
-fn store_rows(store: &Path) -> Vec<String> {
-    let mut rows: Vec<String> = query(
-        store,
-        "SELECT request_id, trace_id, start_ns, status, failed, label, rule, explanation, \
-         evidence, cause_kind, cause_service, cause_origin, cause_path, sources, flags, events, \
-         \"join\", attempt, retry_of FROM requests",
-    )
-    .iter()
-    .map(Value::to_string)
-    .collect();
-    rows.sort();
-    rows
-}
-
 #[test]
 fn halves_written_by_separate_runs_reconcile_to_the_single_run() {
     let inputs = sample_logs_copy(&[]);
@@ -980,14 +964,18 @@ fn halves_written_by_separate_runs_reconcile_to_the_single_run() {
         write_store(&inputs.path().join(part), &split);
     }
     write_store(&inputs.path().join("payments"), &split);
-    let one = store_rows(&whole);
-    let halves = store_rows(&split);
+    let one = crate::common::request_rows(&whole);
+    let halves = crate::common::request_rows(&split);
     assert_eq!(one.len(), 300);
     assert!(halves.len() > 600, "{}", halves.len());
 
     let said_reconcile = crate::common::reconcile(&split);
     assert!(said_reconcile.contains("from 4 runs"), "{said_reconcile}");
-    assert_eq!(store_rows(&split), one, "reconciled halves equal one run");
+    assert_eq!(
+        crate::common::request_rows(&split),
+        one,
+        "reconciled halves equal one run"
+    );
     // The file-by-file readers (incidents, the report) count each request once.
     let incidents = tracejoin(&["incidents", "--store", split.to_str().unwrap()]);
     let said = format!("{}{}", stdout(&incidents), stderr(&incidents));
@@ -1030,7 +1018,7 @@ fn halves_written_by_separate_runs_reconcile_to_the_single_run() {
     // Twice changes nothing.
     let again = crate::common::reconcile(&split);
     assert!(again.contains("nothing to join"), "{again}");
-    assert_eq!(store_rows(&split), one);
+    assert_eq!(crate::common::request_rows(&split), one);
 
     // Other engines read every file: the rows a later run replaced are left
     // out with an anti-join on `superseded`, as the README says.
@@ -1066,18 +1054,21 @@ fn a_half_that_reaches_the_store_after_a_reconcile_is_joined_by_the_next() {
     write_store(&inputs.path().join("gateway"), &split);
     write_store(&inputs.path().join("otel"), &split);
     assert!(reconcile().contains("requests joined"));
-    let between = store_rows(&split);
+    let between = crate::common::request_rows(&split);
     assert_eq!(
         between.len(),
         300,
         "each request once, without its log lines yet"
     );
-    assert_ne!(between, store_rows(&whole));
+    assert_ne!(between, crate::common::request_rows(&whole));
     write_store(&inputs.path().join("orders"), &split);
     write_store(&inputs.path().join("payments"), &split);
     let said = reconcile();
     assert!(said.contains("requests joined"), "{said}");
-    assert_eq!(store_rows(&split), store_rows(&whole));
+    assert_eq!(
+        crate::common::request_rows(&split),
+        crate::common::request_rows(&whole)
+    );
 }
 
 #[test]
@@ -1170,10 +1161,10 @@ fn halves_either_side_of_an_hour_partition_boundary_still_join() {
     write(&inputs, &whole);
     write(&inputs.join("gateway"), &split);
     write(&inputs.join("otel"), &split);
-    let one = store_rows(&whole);
+    let one = crate::common::request_rows(&whole);
     assert_eq!(one.len(), 2, "{one:#?}");
     crate::common::reconcile(&split);
-    assert_eq!(store_rows(&split), one);
+    assert_eq!(crate::common::request_rows(&split), one);
 }
 
 #[test]
@@ -1195,6 +1186,9 @@ fn a_half_stored_again_with_more_events_after_a_reconcile_is_joined_once() {
     assert!(again.status.success(), "{}", stderr(&again));
     let said = crate::common::reconcile(&split);
     assert!(said.contains("stored twice and joined once"), "{said}");
-    assert_eq!(store_rows(&split), store_rows(&whole));
+    assert_eq!(
+        crate::common::request_rows(&split),
+        crate::common::request_rows(&whole)
+    );
     assert!(crate::common::reconcile(&split).contains("nothing to join"));
 }
